@@ -1,0 +1,55 @@
+# geokd: the two commands of the README, and their helpers.
+#   make report  -> create .venv, install, run the workflow on the embedded synthetic dataset
+#   make test    -> create .venv, install, run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+CONSTRAINTS := requirements/constraints.txt
+STAMP := $(VENV)/.installed
+CORES ?= all
+export PATH := $(BIN):$(PATH)
+
+.PHONY: report test test-fast lint install lock bench clean
+
+report: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) results/report.html
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m slow --timeout 3600 || [ $$? -eq 5 ]  # 5: no slow tests selected
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -x
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/snakefmt --check workflow
+	$(BIN)/snakemake --lint --cores 1
+
+install: $(STAMP)
+
+# The venv is (re)built when the package metadata or the lock changes.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	touch $(STAMP)
+
+# Re-resolve the dependencies in a scratch venv and write the lock (exact versions of everything).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/python -m pip install --quiet "pip==25.3" "torch==2.13.0"
+	.lockvenv/bin/python -m pip install --quiet -e ".[dev]"
+	mkdir -p requirements
+	{ echo "# Exact versions of every dependency (make lock). torch is the CPU wheel 2.13.0."; \
+	  .lockvenv/bin/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > $(CONSTRAINTS)
+	rm -rf .lockvenv
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_distances.py
+
+clean:
+	rm -rf results logs benchmarks .snakemake data/interim

@@ -1,0 +1,201 @@
+"""The canonical sequence store: one Parquet file per dataset, one row per sequence.
+
+Columns (the data contract, see ``config/README.md``):
+
+============== ================ ===========================================================
+column         type             meaning
+============== ================ ===========================================================
+sequence_id    string           unique id of the sequence
+dataset        string           dataset name (``utd_mhad``, ``synthetic``, ...)
+label          int32            0-based class index
+label_name     string           class name
+subject        int32            subject / signer number as in the source (1-based)
+trial          int32, nullable  repetition number, null where the source has none
+n_frames       int32            T
+n_landmarks    int32            K
+frames         list<double>     row-major flattening of the (T, K, 3) array, source values
+source         string           raw file path relative to the raw folder
+sha256         string           SHA-256 of the raw file (of the frames bytes for synthetic)
+============== ================ ===========================================================
+
+The schema metadata key ``geokd`` holds JSON with ``format_version``, ``dataset``,
+``landmark_names``, ``bones``, ``units``, ``coordinate_system`` and ``source_info``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+from .errors import InputError
+
+FORMAT_VERSION = 1
+META_KEY = b"geokd"
+
+META_COLUMNS = (
+    "sequence_id",
+    "dataset",
+    "label",
+    "label_name",
+    "subject",
+    "trial",
+    "n_frames",
+    "n_landmarks",
+    "source",
+    "sha256",
+)
+
+SCHEMA = pa.schema(
+    [
+        pa.field("sequence_id", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("label", pa.int32(), nullable=False),
+        pa.field("label_name", pa.string(), nullable=False),
+        pa.field("subject", pa.int32(), nullable=False),
+        pa.field("trial", pa.int32(), nullable=True),
+        pa.field("n_frames", pa.int32(), nullable=False),
+        pa.field("n_landmarks", pa.int32(), nullable=False),
+        pa.field("frames", pa.list_(pa.float64()), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+    ]
+)
+
+
+@dataclass
+class StoreInfo:
+    """Dataset-level facts stored in the Parquet schema metadata."""
+
+    dataset: str
+    landmark_names: list[str]
+    units: str
+    bones: list[tuple[int, int]] = field(default_factory=list)
+    coordinate_system: str = ""
+    source_info: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> bytes:
+        d = dict(self.__dict__)
+        d["bones"] = [list(b) for b in self.bones]
+        return json.dumps(d, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> StoreInfo:
+        d = json.loads(raw)
+        d["bones"] = [tuple(b) for b in d.get("bones", [])]
+        return cls(**d)
+
+
+def validate_sequence(seq: np.ndarray, where: object, n_landmarks: int | None = None) -> None:
+    """Raise :class:`InputError` unless ``seq`` is a finite (T >= 1, K, 3) array."""
+    if seq.ndim != 3 or seq.shape[2] != 3:
+        raise InputError(where, f"expected an array of shape (T, K, 3), got {seq.shape}")
+    if seq.shape[0] < 1:
+        raise InputError(where, "sequence has no frames")
+    if n_landmarks is not None and seq.shape[1] != n_landmarks:
+        raise InputError(where, f"expected {n_landmarks} landmarks, got {seq.shape[1]}")
+    if not np.isfinite(seq).all():
+        bad = int((~np.isfinite(seq)).sum())
+        raise InputError(where, f"{bad} non-finite value(s) (NaN or inf) in the landmarks")
+
+
+def write_store(
+    path: str | os.PathLike, sequences: list[np.ndarray], meta: pd.DataFrame, info: StoreInfo
+) -> None:
+    """Validate and write sequences of shape (T, K, 3) with their metadata rows, atomically.
+
+    ``meta`` has one row per sequence with the columns ``sequence_id, label, label_name,
+    subject, trial, source, sha256`` (``dataset``, ``n_frames`` and ``n_landmarks`` are
+    filled in here).
+    """
+    path = Path(path)
+    if len(sequences) != len(meta):
+        raise ValueError(f"{len(sequences)} sequences but {len(meta)} metadata rows")
+    if len(sequences) == 0:
+        raise InputError(path, "no sequences to write")
+    ids = meta["sequence_id"].astype(str)
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise InputError(path, f"duplicate sequence_id(s): {sorted(set(dup))[:5]}")
+    k = len(info.landmark_names)
+    arrays = []
+    for sid, seq in zip(ids, sequences, strict=True):
+        seq = np.asarray(seq, dtype=np.float64)
+        validate_sequence(seq, sid, k)
+        arrays.append(np.ascontiguousarray(seq))
+    lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum(lengths * k * 3, out=offsets[1:])
+    values = np.concatenate([a.ravel() for a in arrays])
+    frames = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values)).cast(
+        pa.list_(pa.float64())
+    )
+    trial = pd.array(meta["trial"], dtype="Int32") if "trial" in meta else [None] * len(meta)
+    columns = {
+        "sequence_id": pa.array(ids.tolist(), pa.string()),
+        "dataset": pa.array([info.dataset] * len(arrays), pa.string()),
+        "label": pa.array(meta["label"].to_numpy(np.int32)),
+        "label_name": pa.array(meta["label_name"].astype(str).tolist(), pa.string()),
+        "subject": pa.array(meta["subject"].to_numpy(np.int32)),
+        "trial": pa.array(trial, pa.int32(), from_pandas=True),
+        "n_frames": pa.array(lengths.astype(np.int32)),
+        "n_landmarks": pa.array(np.full(len(arrays), k, np.int32)),
+        "frames": frames,
+        "source": pa.array(meta["source"].astype(str).tolist(), pa.string()),
+        "sha256": pa.array(meta["sha256"].astype(str).tolist(), pa.string()),
+    }
+    table = pa.table(columns, schema=SCHEMA.with_metadata({META_KEY: info.to_json()}))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_info(path: str | os.PathLike) -> StoreInfo:
+    """Read the dataset-level metadata of a store without loading the frames."""
+    schema = _read_schema(path)
+    return StoreInfo.from_json(schema.metadata[META_KEY])
+
+
+def _read_schema(path: str | os.PathLike) -> pa.Schema:
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(path, f"not a readable Parquet sequence store ({exc})") from exc
+    missing = [f.name for f in SCHEMA if f.name not in schema.names]
+    if missing or not schema.metadata or META_KEY not in schema.metadata:
+        raise InputError(path, f"not a geokd sequence store (missing {missing} or metadata)")
+    return schema
+
+
+def load_meta(path: str | os.PathLike) -> pd.DataFrame:
+    """The metadata table of a store (every column but ``frames``), in file order."""
+    _read_schema(path)
+    return pq.read_table(path, columns=list(META_COLUMNS)).to_pandas()
+
+
+def load_sequences(path: str | os.PathLike) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Load a store: a list of float64 arrays of shape (T, K, 3) and the metadata table.
+
+    >>> seqs, meta = load_sequences("data/interim/synthetic/sequences.parquet")  # doctest: +SKIP
+    >>> seqs[0].shape  # (T, K, 3)  # doctest: +SKIP
+    """
+    _read_schema(path)
+    table = pq.read_table(path)
+    meta = table.drop(["frames"]).to_pandas()
+    col = table.column("frames").combine_chunks()
+    values = col.values.to_numpy(zero_copy_only=False)
+    offsets = col.offsets.to_numpy()
+    sequences = []
+    for i, (t, k) in enumerate(zip(meta["n_frames"], meta["n_landmarks"], strict=True)):
+        flat = values[offsets[i] : offsets[i + 1]]
+        if flat.size != t * k * 3:
+            raise InputError(path, f"row {i}: frames length {flat.size} != n_frames*n_landmarks*3")
+        sequences.append(flat.reshape(t, k, 3))
+    return sequences, meta

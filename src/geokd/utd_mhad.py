@@ -1,0 +1,163 @@
+"""UTD-MHAD reader: a folder of ``aA_sS_tT_skeleton.mat`` files -> the sequence store.
+
+Each file holds one variable ``d_skel`` of shape (20, 3, T) (joints x xyz x frames, Kinect v1
+camera coordinates in metres). Frame ``t`` is ``d_skel[:, :, t]``, so a sequence of shape
+(T, 20, 3) is ``d_skel.transpose(2, 0, 1)``. (The original code reshaped a (60, T) array instead,
+which scrambles joints and frames: paper-notes defect 2. We never do that.)
+Labels are ``A - 1`` (0..26), subject ``S``, trial ``T``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.io
+
+from .errors import InputError
+from .skeleton import UTD_MHAD_ACTIONS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
+from .store import StoreInfo, validate_sequence, write_store
+
+FILE_RE = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_skeleton\.mat$")
+N_JOINTS = len(UTD_MHAD_JOINTS)
+
+
+@dataclass
+class Rejected:
+    """A raw file that could not be read, and why."""
+
+    source: str
+    reason: str
+
+
+def parse_name(path: Path) -> tuple[int, int, int]:
+    """(action, subject, trial) from ``aA_sS_tT_skeleton.mat``; InputError otherwise."""
+    m = FILE_RE.match(path.name)
+    if not m:
+        raise InputError(path, "file name does not match 'aA_sS_tT_skeleton.mat'")
+    action, subject, trial = (int(g) for g in m.groups())
+    if not 1 <= action <= len(UTD_MHAD_ACTIONS):
+        raise InputError(path, f"action {action} outside 1..{len(UTD_MHAD_ACTIONS)}")
+    if subject < 1 or trial < 1:
+        raise InputError(path, "subject and trial numbers start at 1")
+    return action, subject, trial
+
+
+def read_file(path: Path) -> np.ndarray:
+    """Read one ``.mat`` file and return its sequence, shape (T, 20, 3), float64."""
+    try:
+        mat = scipy.io.loadmat(path, variable_names=["d_skel"])
+    except Exception as exc:  # scipy raises several types for corrupt files
+        raise InputError(path, f"not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
+    if "d_skel" not in mat:
+        raise InputError(path, "no variable 'd_skel' in the file")
+    d_skel = mat["d_skel"]
+    if not isinstance(d_skel, np.ndarray) or not np.issubdtype(d_skel.dtype, np.number):
+        raise InputError(path, f"'d_skel' is not a numeric array ({type(d_skel).__name__})")
+    if d_skel.ndim == 2 and d_skel.shape == (N_JOINTS, 3):  # a single-frame file
+        d_skel = d_skel[:, :, None]
+    if d_skel.ndim != 3 or d_skel.shape[:2] != (N_JOINTS, 3):
+        raise InputError(path, f"'d_skel' has shape {d_skel.shape}, expected (20, 3, T)")
+    seq = np.ascontiguousarray(d_skel.transpose(2, 0, 1), dtype=np.float64)  # (T, 20, 3)
+    validate_sequence(seq, path, N_JOINTS)
+    return seq
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_folder(
+    raw_dir: str | os.PathLike, *, skip_bad: bool = False
+) -> tuple[list[np.ndarray], pd.DataFrame, list[Rejected]]:
+    """Read every ``*.mat`` file of ``raw_dir`` (sorted by action, subject, trial).
+
+    Returns the sequences (T, 20, 3), their metadata rows and the rejected files. Without
+    ``skip_bad`` the first bad file raises :class:`InputError`; with it, bad files are
+    collected in the rejected list. Duplicate (action, subject, trial) always raise.
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise InputError(raw_dir, "raw folder does not exist or is not a folder")
+    files = sorted(p for p in raw_dir.iterdir() if p.suffix.lower() == ".mat" and p.is_file())
+    if not files:
+        raise InputError(raw_dir, "no .mat files in the raw folder")
+    rows, sequences, rejected, seen = [], [], [], {}
+    for path in files:
+        rel = path.relative_to(raw_dir).as_posix()
+        try:
+            action, subject, trial = parse_name(path)
+            key = (action, subject, trial)
+            if key in seen:
+                raise InputError(path, f"duplicate sequence: same a/s/t as {seen[key]}")
+            seen[key] = rel
+            seq = read_file(path)
+        except InputError as exc:
+            if not skip_bad or "duplicate sequence" in exc.problem:
+                raise
+            rejected.append(Rejected(rel, exc.problem))
+            continue
+        rows.append(
+            {
+                "sequence_id": f"a{action:02d}_s{subject}_t{trial}",
+                "label": action - 1,
+                "label_name": UTD_MHAD_ACTIONS[action - 1],
+                "subject": subject,
+                "trial": trial,
+                "source": rel,
+                "sha256": sha256_file(path),
+            }
+        )
+        sequences.append(seq)
+    if not sequences:
+        raise InputError(raw_dir, f"no readable sequences ({len(rejected)} files rejected)")
+    meta = pd.DataFrame(rows)
+    order = meta.sort_values(["label", "subject", "trial"], kind="stable").index.to_numpy()
+    meta = meta.loc[order].reset_index(drop=True)
+    sequences = [sequences[i] for i in order]
+    return sequences, meta, rejected
+
+
+def store_info(raw_dir: str | os.PathLike) -> StoreInfo:
+    """The dataset-level metadata written into the UTD-MHAD store."""
+    return StoreInfo(
+        dataset="utd_mhad",
+        landmark_names=list(UTD_MHAD_JOINTS),
+        bones=list(UTD_MHAD_BONES),
+        units="m",
+        coordinate_system="Kinect v1 camera space: x right, y up, z away from the sensor",
+        source_info={"reader": "utd_mhad", "raw_dir": Path(raw_dir).name, "fps": 30},
+    )
+
+
+def ingest(
+    raw_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    skip_bad: bool = False,
+    rejected_out: str | os.PathLike | None = None,
+) -> tuple[int, list[Rejected]]:
+    """Convert a UTD-MHAD skeleton folder into the store ``out`` (atomically).
+
+    With ``skip_bad``, rejected files are listed in ``rejected_out`` (TSV: source, reason),
+    default ``<out>.rejected.tsv``. Returns (number of sequences written, rejected files).
+    """
+    from .atomic import write_text
+
+    sequences, meta, rejected = read_folder(raw_dir, skip_bad=skip_bad)
+    write_store(out, sequences, meta, store_info(raw_dir))
+    if skip_bad:
+        path = Path(rejected_out) if rejected_out else Path(f"{out}.rejected.tsv")
+        lines = ["source\treason"] + [f"{r.source}\t{r.reason}" for r in rejected]
+        write_text(path, "\n".join(lines) + "\n")
+    return len(sequences), rejected
