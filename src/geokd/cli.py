@@ -60,6 +60,50 @@ def _cmd_report(args: argparse.Namespace) -> None:
     build_report(args.out, list(entries.values()))
 
 
+def _matrix_spec(args: argparse.Namespace):
+    from .shards import MatrixSpec
+
+    params = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            raise InputError(item, "expected --param NAME=NUMBER") from None
+    return MatrixSpec(args.query, args.reference, args.metric, args.window, params)
+
+
+def _cmd_distances_block(args: argparse.Namespace) -> None:
+    from .shards import compute_block
+
+    spec = _matrix_spec(args)
+    block = tuple(args.block)
+    compute_block(args.store, args.split, args.out, spec, block, args.block_size, args.threads)
+    print(f"wrote block {block} of {spec} to {args.out}", file=sys.stderr)
+
+
+def _cmd_distances_assemble(args: argparse.Namespace) -> None:
+    from .checksum import sha256_file
+    from .shards import assemble
+
+    spec = _matrix_spec(args)
+    matrix = assemble(
+        args.split, args.blocks, args.out, spec, args.block_size, sha256_file(args.store)
+    )
+    print(f"wrote {matrix.shape} matrix to {args.out}", file=sys.stderr)
+
+
+def _matrix_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--query", default="test", help="query split (rows), default test")
+    parser.add_argument("--reference", default="train", help="reference split (columns)")
+    parser.add_argument("--metric", default="procrustes", help="frame cost (default procrustes)")
+    parser.add_argument("--window", type=int, default=None, help="Sakoe-Chiba band (default off)")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a metric parameter"
+    )
+    parser.add_argument("--block-size", type=int, required=True, help="rows/columns per block")
+
+
 def _synthetic_options(parser: argparse.ArgumentParser) -> None:
     from .synthetic import SyntheticConfig
 
@@ -103,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--test", type=int, nargs="+", required=True, help="test subjects")
     split.add_argument("--val", type=int, nargs="*", default=[], help="validation subjects")
     split.set_defaults(func=_cmd_split)
+
+    dist = sub.add_parser("distances", help="Procrustes-DTW distance matrices in blocks")
+    dsub = dist.add_subparsers(dest="action", required=True, metavar="ACTION")
+    block = dsub.add_parser("block", help="compute one block of a distance matrix")
+    block.add_argument("store", help="Parquet sequence store")
+    block.add_argument("split", help="split table (TSV)")
+    block.add_argument("out", help="output block (.npy, with a .npy.json sidecar)")
+    block.add_argument("--block", type=int, nargs=2, required=True, metavar=("BI", "BJ"))
+    block.add_argument("--threads", type=int, default=None, help="CPU threads (default all)")
+    _matrix_options(block)
+    block.set_defaults(func=_cmd_distances_block)
+    asm = dsub.add_parser("assemble", help="check every block and write the full matrix")
+    asm.add_argument("store", help="Parquet sequence store (its checksum goes in the sidecar)")
+    asm.add_argument("split", help="split table (TSV)")
+    asm.add_argument("out", help="output matrix (.npy, with a .npy.json sidecar)")
+    asm.add_argument("blocks", nargs="+", help="the block files")
+    _matrix_options(asm)
+    asm.set_defaults(func=_cmd_distances_assemble)
 
     report = sub.add_parser("report", help="write the self-contained HTML report")
     report.add_argument("out", help="output HTML file")

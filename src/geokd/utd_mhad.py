@@ -9,7 +9,6 @@ Labels are ``A - 1`` (0..26), subject ``S``, trial ``T``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
+from .checksum import sha256_file
 from .errors import InputError
 from .skeleton import UTD_MHAD_ACTIONS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
 from .store import StoreInfo, validate_sequence, write_store
@@ -66,15 +66,6 @@ def read_file(path: Path) -> np.ndarray:
     seq = np.ascontiguousarray(d_skel.transpose(2, 0, 1), dtype=np.float64)  # (T, 20, 3)
     validate_sequence(seq, path, N_JOINTS)
     return seq
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_folder(

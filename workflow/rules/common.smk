@@ -17,7 +17,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(Path(workflow.basedir).parent / "src"), os.environ.get("PYTHONPATH", "")]
 ).rstrip(os.pathsep)
 
+sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+from geokd.shards import matrix_pairs, planned_blocks  # noqa: E402
+
 DATASETS = config["datasets"]
+DISTANCES = config.get("distances", {})
 
 
 def _names(source=None):
@@ -47,8 +51,63 @@ def all_splits():
     return [split_path(d, p) for d in DATASETS for p in DATASETS[d]["protocols"]]
 
 
+def metrics(dataset):
+    return DATASETS[dataset].get("metrics", DISTANCES.get("metrics", ["procrustes"]))
+
+
+def matrix_path(dataset, protocol, metric, query, reference):
+    return f"results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}.npy"
+
+
+def all_matrices():
+    return [
+        matrix_path(d, p, m, q, r)
+        for d in DATASETS
+        for p, subjects in DATASETS[d]["protocols"].items()
+        for m in metrics(d)
+        for q, r in matrix_pairs(subjects)
+    ]
+
+
 def all_outputs():
-    return ["results/report.html"]
+    return ["results/report.html", *all_matrices()]
+
+
+def block_size():
+    return DISTANCES.get("block_size", 64)
+
+
+def distance_blocks(wildcards):
+    split = checkpoints.split.get(**wildcards).output[0]
+    prefix = (
+        f"results/{wildcards.dataset}/{wildcards.protocol}/distances/{wildcards.metric}"
+    )
+    return [
+        f"{prefix}/{wildcards.query}-{wildcards.reference}/block_{bi}_{bj}.npy"
+        for bi, bj in planned_blocks(
+            split, wildcards.query, wildcards.reference, block_size()
+        )
+    ]
+
+
+def matrix_args(wildcards):
+    params = DISTANCES.get("metric_params", {}).get(wildcards.metric, {})
+    args = [
+        f"--query {wildcards.query} --reference {wildcards.reference}",
+        f"--metric {wildcards.metric} --block-size {block_size()}",
+        *(f"--param {k}={v}" for k, v in params.items()),
+    ]
+    if DISTANCES.get("window") is not None:
+        args.append(f"--window {DISTANCES['window']}")
+    return " ".join(args)
+
+
+def block_mem_mb(wildcards, input):
+    return 500 + 2 * input.size_mb
+
+
+def matrix_mem_mb(wildcards, input):
+    return 500 + 3 * input.size_mb
 
 
 def raw_dir(wildcards):
@@ -77,7 +136,11 @@ def protocol_args(wildcards):
 
 
 def report_inputs(wildcards):
-    return {"stores": [store_path(d) for d in DATASETS], "splits": all_splits()}
+    return {
+        "stores": [store_path(d) for d in DATASETS],
+        "splits": all_splits(),
+        "matrices": all_matrices(),
+    }
 
 
 def report_args(wildcards):

@@ -1,7 +1,7 @@
 # The sequence store -> one split table per protocol.
 
 
-rule split:
+checkpoint split:
     input:
         "data/interim/{dataset}/sequences.parquet",
     output:

@@ -1,0 +1,323 @@
+"""The self-contained HTML report (``results/report.html``): one section per dataset.
+
+Each section holds a facts table (counts, lengths, units, landmarks, source, checksum),
+the sequences per class and subject, the length histogram, the first sequence of the store
+drawn as a strip of frames, and per protocol the split sizes with a bar chart.
+
+The page has no external references: the figures are embedded PNG data URIs, the CSS is
+inline and there is no JavaScript. It carries no timestamp, so equal inputs give a
+byte-identical file. All text from the data is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import __version__, plots
+from .atomic import write_text
+from .errors import InputError
+from .splits import SPLITS, read_split
+from .store import StoreInfo, load_sequences, read_info
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1100px; padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { border-bottom: 2px solid #4477aa; padding-bottom: .2em; }
+h2 { border-bottom: 1px solid #ccc; margin-top: 2.5em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
+th { background: #f3f5f8; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .9em;
+              word-break: break-all; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: .9em; color: #555; }
+.meta { color: #555; font-size: .92em; }
+nav ul { margin-top: .2em; }
+"""
+
+
+@dataclass
+class DatasetEntry:
+    """One dataset of the report.
+
+    Parameters
+    ----------
+    name : str
+        Display name of the dataset.
+    store : pathlib.Path
+        Its Parquet sequence store.
+    splits : dict of str to pathlib.Path
+        Protocol name -> split table (TSV), shown in the given order.
+    """
+
+    name: str
+    store: Path
+    splits: dict[str, Path] = field(default_factory=dict)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise InputError(path, f"{what} not found")
+
+
+def _img(fig: Figure, alt: str, caption: str) -> str:
+    data = plots.fig_to_png_base64(fig)
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}">'
+        f"<figcaption>{_esc(caption)}</figcaption></figure>"
+    )
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    """A two-column table; keys are escaped here, values must be HTML already."""
+    body = "".join(f"<tr><th>{_esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="facts">{body}</table>'
+
+
+def _fmt_source_info(info: dict) -> str:
+    if not info:
+        return "<em>none recorded</em>"
+    items = []
+    for key in sorted(info):
+        value = info[key]
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        items.append(f'<li><code>{_esc(key)}</code>: <span class="mono">{_esc(text)}</span></li>')
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def _facts(entry: DatasetEntry, info: StoreInfo, meta: pd.DataFrame, checksum: str) -> str:
+    lengths = meta["n_frames"].to_numpy(dtype=np.int64)
+    trials = meta["trial"].dropna()
+    n_trials = f"{trials.nunique()}" if len(trials) else "none (no trial numbers)"
+    subjects = sorted(int(s) for s in meta["subject"].unique())
+    names = ", ".join(info.landmark_names)
+    rows = [
+        ("dataset", _esc(info.dataset)),
+        ("store", f"<code>{_esc(entry.store)}</code>"),
+        ("sequences", f"{len(meta)}"),
+        ("classes", f"{meta['label'].nunique()}"),
+        ("subjects", f"{len(subjects)} ({_esc(', '.join(map(str, subjects)))})"),
+        ("trials (distinct trial numbers)", n_trials),
+        ("landmarks", f"{len(info.landmark_names)}"),
+        ("bones", f"{len(info.bones)}"),
+        (
+            "frames per sequence",
+            f"min {lengths.min()}, median {np.median(lengths):g}, max {lengths.max()}",
+        ),
+        ("total frames", f"{lengths.sum()}"),
+        ("units", _esc(info.units or "unspecified")),
+        ("coordinate system", _esc(info.coordinate_system or "unspecified")),
+        ("landmark names", f'<span class="mono">{_esc(names)}</span>'),
+        ("source", _fmt_source_info(info.source_info)),
+        ("store format version", f"{info.format_version}"),
+        ("data checksum (SHA-256 of the Parquet file)", f"<code>{checksum}</code>"),
+    ]
+    return _table(rows)
+
+
+def _label_names(meta: pd.DataFrame) -> dict[int, str]:
+    first = meta.drop_duplicates("label")
+    return {int(k): str(v) for k, v in zip(first["label"], first["label_name"], strict=True)}
+
+
+def _load_split(path: Path, meta: pd.DataFrame, store: Path) -> pd.DataFrame:
+    _require_file(path, "split table")
+    table = read_split(path)
+    table["sequence_id"] = table["sequence_id"].astype(str)
+    unknown = sorted(set(table["sequence_id"]) - set(meta["sequence_id"].astype(str)))
+    if unknown:
+        raise InputError(
+            path, f"{len(unknown)} sequence id(s) not in the store {store}: {unknown[:5]}"
+        )
+    bad = sorted(set(table["split"].astype(str)) - set(SPLITS))
+    if bad:
+        raise InputError(path, f"unknown split name(s) {bad}; expected {list(SPLITS)}")
+    return table
+
+
+def _split_section(
+    protocol: str, path: Path, table: pd.DataFrame, meta: pd.DataFrame, anchor: str
+) -> str:
+    head = "<tr><th>split</th><th>sequences</th><th>classes</th><th>subjects</th></tr>"
+    rows = []
+    for split in SPLITS:
+        part = table[table["split"] == split]
+        subjects = ", ".join(str(s) for s in sorted(int(s) for s in part["subject"].unique()))
+        rows.append(
+            f'<tr><td>{split}</td><td class="num">{len(part)}</td>'
+            f'<td class="num">{part["label"].nunique()}</td>'
+            f"<td>{_esc(subjects) if subjects else '&ndash;'}</td></tr>"
+        )
+    unused = len(meta) - len(table)
+    rows.append(
+        f'<tr><td>not used</td><td class="num">{unused}</td><td></td>'
+        "<td>subjects the protocol does not name</td></tr>"
+    )
+    fig = plots.split_counts(table, _label_names(meta))
+    image = _img(
+        fig,
+        f"sequences per class and split, protocol {protocol}",
+        f"Sequences per class in train, val and test under protocol {protocol}.",
+    )
+    return (
+        f'<h4 id="{anchor}">Protocol {_esc(protocol)}</h4>'
+        f'<p class="meta">split table <code>{_esc(path)}</code></p>'
+        f"<table>{head}{''.join(rows)}</table>{image}"
+    )
+
+
+def _dataset_section(entry: DatasetEntry, anchor: str, figures_dir: Path | None) -> str:
+    store = Path(entry.store)
+    _require_file(store, "sequence store")
+    info = read_info(store)
+    sequences, meta = load_sequences(store)
+    checksum = file_sha256(store)
+    tables = {p: _load_split(Path(sp), meta, store) for p, sp in entry.splits.items()}
+
+    figs: list[tuple[str, Figure, str, str]] = [
+        (
+            "class_subject",
+            plots.class_subject_counts(meta),
+            "sequences per class and subject",
+            "Number of sequences per class (rows) and subject (columns).",
+        )
+    ]
+    first_split = next(iter(tables.items()), None)
+    hist_caption = "Sequence lengths in frames"
+    hist_caption += f", by split of protocol {first_split[0]}." if first_split else "."
+    figs.append(
+        (
+            "lengths",
+            plots.length_histogram(meta, first_split[1] if first_split else None),
+            "histogram of sequence lengths",
+            hist_caption,
+        )
+    )
+    row = meta.iloc[0]
+    trial = "" if pd.isna(row["trial"]) else f", trial {int(row['trial'])}"
+    title = f"{row['sequence_id']}: {row['label_name']} (subject {int(row['subject'])}{trial})"
+    figs.append(
+        (
+            "skeleton",
+            plots.skeleton_strip(
+                sequences[0], info.bones, info.landmark_names, title, units=info.units
+            ),
+            f"skeleton sequence {row['sequence_id']}",
+            f"The first sequence of the store, {title}: evenly spaced frames, front view "
+            "(x right, y up), bones coloured by side (blue left, red right).",
+        )
+    )
+
+    parts = [f'<h2 id="{anchor}">{_esc(entry.name)}</h2>']
+    parts.append(f'<h3 id="{anchor}-facts">Facts</h3>')
+    parts.append(_facts(entry, info, meta, checksum))
+    parts.append(f'<h3 id="{anchor}-figures">Classes, subjects, lengths, a sequence</h3>')
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", entry.name) or "dataset"
+    for key, fig, alt, caption in figs:
+        parts.append(_img(fig, alt, caption))
+        if figures_dir is not None:
+            plots.save_figure(fig, Path(figures_dir) / f"{slug}_{key}")
+    parts.append(f'<h3 id="{anchor}-splits">Protocols</h3>')
+    if not tables:
+        parts.append("<p><em>No split tables given.</em></p>")
+    for j, (protocol, table) in enumerate(tables.items()):
+        parts.append(
+            _split_section(protocol, Path(entry.splits[protocol]), table, meta, f"{anchor}-p{j}")
+        )
+    return "\n".join(parts)
+
+
+def _toc(datasets: list[DatasetEntry]) -> str:
+    items = []
+    for i, entry in enumerate(datasets):
+        anchor = f"ds{i}"
+        sub = [
+            f'<li><a href="#{anchor}-facts">facts</a></li>',
+            f'<li><a href="#{anchor}-figures">classes, subjects, lengths, a sequence</a></li>',
+        ]
+        sub += [
+            f'<li><a href="#{anchor}-p{j}">protocol {_esc(p)}</a></li>'
+            for j, p in enumerate(entry.splits)
+        ]
+        items.append(f'<li><a href="#{anchor}">{_esc(entry.name)}</a><ul>{"".join(sub)}</ul></li>')
+    return f"<nav><h2>Contents</h2><ul>{''.join(items)}</ul></nav>"
+
+
+def render_report(datasets: list[DatasetEntry], figures_dir: Path | None = None) -> str:
+    """The report page as an HTML string (see :func:`build_report`)."""
+    if not datasets:
+        raise ValueError("no datasets to report")
+    sections = [_dataset_section(e, f"ds{i}", figures_dir) for i, e in enumerate(datasets)]
+    names = ", ".join(e.name for e in datasets)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>geokd report</title>\n"
+        f"<style>{CSS}</style>\n</head>\n<body>\n"
+        "<header><h1>geokd report</h1>\n"
+        f'<p class="meta">Generated by geokd {_esc(__version__)} for {len(datasets)} '
+        f"dataset(s): {_esc(names)}. The page is self-contained: figures are embedded, "
+        "nothing is loaded from elsewhere.</p></header>\n"
+        f"{_toc(datasets)}\n<main>\n" + "\n".join(sections) + "\n</main>\n</body>\n</html>\n"
+    )
+
+
+def build_report(
+    out_html: str | os.PathLike,
+    datasets: list[DatasetEntry],
+    figures_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Write the self-contained report page, atomically.
+
+    Parameters
+    ----------
+    out_html : str or os.PathLike
+        Output HTML file (its folder is created if needed).
+    datasets : list of DatasetEntry
+        The datasets, in page order, each with its store and split tables.
+    figures_dir : str or os.PathLike, optional
+        If given, every figure is also written there as PNG and PDF.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        If a store or split table is missing or unreadable, a split table names
+        sequences that are not in its store, or no dataset is given.
+    """
+    out = Path(out_html)
+    if not datasets:
+        raise InputError(out, "no datasets given to report")
+    figs = Path(figures_dir) if figures_dir is not None else None
+    write_text(out, render_report(list(datasets), figs))
+    return out

@@ -1,0 +1,242 @@
+"""Distance matrices in shards: plan blocks, compute one block, assemble the matrix.
+
+A matrix pairs a query split with a reference split of one protocol (``train`` x ``train``,
+``test`` x ``train``, ...). It is tiled into square blocks of ``block_size`` rows and columns;
+block ``(bi, bj)`` covers query rows ``bi*B : (bi+1)*B`` and reference columns
+``bj*B : (bj+1)*B``. A symmetric matrix (query split == reference split) computes only the
+upper-triangle blocks ``bi <= bj``; assembly mirrors them.
+
+Every block ``.npy`` has a JSON sidecar with its position, shape and SHA-256; assembly checks
+every block (present, right shape, finite, checksum) before it writes the matrix ``.npy``
+(float64) and its sidecar: shape, the sequence ids of rows and columns in order, the metric and
+its parameters, a hash of those parameters and of the inputs, and the matrix's SHA-256.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_bytes, write_text
+from .checksum import sha256_bytes
+from .errors import InputError
+from .splits import read_split
+from .store import load_sequences
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    """What a distance matrix is: splits, metric and the metric's parameters."""
+
+    query_split: str
+    reference_split: str
+    metric: str = "procrustes"
+    window: int | None = None
+    metric_params: dict = field(default_factory=dict)
+
+    @property
+    def symmetric(self) -> bool:
+        return self.query_split == self.reference_split
+
+    def params_hash(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return sha256_bytes(blob)[:16]
+
+
+def n_blocks(n: int, block_size: int) -> int:
+    """Number of blocks of ``block_size`` covering ``n`` items (at least 1)."""
+    if block_size < 1:
+        raise ValueError(f"block size must be >= 1, got {block_size}")
+    return max(1, -(-n // block_size))
+
+
+def plan_blocks(
+    n_query: int, n_ref: int, block_size: int, symmetric: bool
+) -> list[tuple[int, int]]:
+    """The (bi, bj) blocks to compute; only ``bi <= bj`` for a symmetric matrix."""
+    nq, nr = n_blocks(n_query, block_size), n_blocks(n_ref, block_size)
+    return [(i, j) for i in range(nq) for j in range(nr) if not symmetric or i <= j]
+
+
+def split_ids(split_table: str | os.PathLike, split: str) -> list[str]:
+    """Sequence ids of one split, in split-table order."""
+    table = read_split(split_table)
+    ids = table.loc[table["split"] == split, "sequence_id"].astype(str).tolist()
+    if not ids:
+        raise InputError(split_table, f"split '{split}' has no sequences")
+    return ids
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, dtype=np.float64), allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_npy_with_sidecar(path: str | os.PathLike, array: np.ndarray, sidecar: dict) -> dict:
+    """Write ``array`` as .npy and ``<path>.json`` (with the .npy's SHA-256), both atomically.
+
+    The sidecar is written last, so a present sidecar always describes a complete matrix.
+    """
+    data = _npy_bytes(array)
+    sidecar = {
+        **sidecar,
+        "shape": list(array.shape),
+        "dtype": "float64",
+        "sha256": sha256_bytes(data),
+    }
+    write_bytes(path, data)
+    write_text(f"{path}.json", json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
+    return sidecar
+
+
+def read_npy_checked(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """Read a .npy written by :func:`write_npy_with_sidecar`, verifying its sidecar.
+
+    Raises :class:`InputError` naming the file when the sidecar is missing, the checksum or
+    shape does not match, or values are not finite.
+    """
+    path = Path(path)
+    side = Path(f"{path}.json")
+    if not path.exists():
+        raise InputError(path, "missing")
+    if not side.exists():
+        raise InputError(path, f"missing sidecar {side.name} (incomplete or foreign file)")
+    try:
+        sidecar = json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(side, f"corrupt sidecar ({exc})") from exc
+    data = path.read_bytes()
+    if sha256_bytes(data) != sidecar.get("sha256"):
+        raise InputError(path, "checksum mismatch: the file is truncated or corrupted")
+    array = np.load(io.BytesIO(data), allow_pickle=False)
+    if list(array.shape) != sidecar.get("shape"):
+        raise InputError(path, f"shape {array.shape} != sidecar shape {sidecar.get('shape')}")
+    if not np.isfinite(array).all():
+        raise InputError(path, "non-finite distances")
+    return array, sidecar
+
+
+def _select(store: str | os.PathLike, ids: Sequence[str]) -> list[np.ndarray]:
+    sequences, meta = load_sequences(store)
+    index = {sid: i for i, sid in enumerate(meta["sequence_id"].astype(str))}
+    missing = [sid for sid in ids if sid not in index]
+    if missing:
+        raise InputError(store, f"{len(missing)} split id(s) not in the store, e.g. {missing[:3]}")
+    return [sequences[index[sid]] for sid in ids]
+
+
+def compute_block(
+    store: str | os.PathLike,
+    split_table: str | os.PathLike,
+    out: str | os.PathLike,
+    spec: MatrixSpec,
+    block: tuple[int, int],
+    block_size: int,
+    n_jobs: int | None = None,
+) -> np.ndarray:
+    """Compute block ``(bi, bj)`` of the matrix ``spec`` and write it with its sidecar."""
+    from .distances import cdist
+
+    q_ids = split_ids(split_table, spec.query_split)
+    r_ids = split_ids(split_table, spec.reference_split)
+    bi, bj = block
+    if (bi, bj) not in plan_blocks(len(q_ids), len(r_ids), block_size, spec.symmetric):
+        raise InputError(out, f"block {block} is not part of the plan for block size {block_size}")
+    q_sel = q_ids[bi * block_size : (bi + 1) * block_size]
+    r_sel = r_ids[bj * block_size : (bj + 1) * block_size]
+    wanted = list(dict.fromkeys([*q_sel, *r_sel]))
+    seqs = dict(zip(wanted, _select(store, wanted), strict=True))
+    kwargs = dict(metric=spec.metric, window=spec.window, n_jobs=n_jobs, **spec.metric_params)
+    if spec.symmetric and bi == bj:
+        values = cdist([seqs[s] for s in q_sel], **kwargs)
+    else:
+        values = cdist([seqs[s] for s in q_sel], [seqs[s] for s in r_sel], **kwargs)
+    sidecar = {
+        "block": [bi, bj],
+        "block_size": block_size,
+        "rows": [bi * block_size, bi * block_size + len(q_sel)],
+        "cols": [bj * block_size, bj * block_size + len(r_sel)],
+        "params_hash": spec.params_hash(),
+    }
+    write_npy_with_sidecar(out, values, sidecar)
+    return values
+
+
+def assemble(
+    split_table: str | os.PathLike,
+    blocks: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    spec: MatrixSpec,
+    block_size: int,
+    store_sha256: str = "",
+) -> np.ndarray:
+    """Check every block and write the full matrix with its sidecar."""
+    q_ids = split_ids(split_table, spec.query_split)
+    r_ids = split_ids(split_table, spec.reference_split)
+    plan = plan_blocks(len(q_ids), len(r_ids), block_size, spec.symmetric)
+    params_hash = spec.params_hash()
+    matrix = np.full((len(q_ids), len(r_ids)), np.nan)
+    done: set[tuple[int, int]] = set()
+    for path in map(Path, blocks):
+        values, side = read_npy_checked(path)
+        if side.get("block_size") != block_size or side.get("params_hash") != params_hash:
+            raise InputError(path, "block computed with other settings; recompute it")
+        (r0, r1), (c0, c1) = side["rows"], side["cols"]
+        if values.shape != (r1 - r0, c1 - c0) or r1 > len(q_ids) or c1 > len(r_ids):
+            raise InputError(path, f"block shape {values.shape} does not fit the matrix")
+        matrix[r0:r1, c0:c1] = values
+        if spec.symmetric:
+            matrix[c0:c1, r0:r1] = values.T
+        done.add(tuple(side["block"]))
+    missing = [b for b in plan if b not in done]
+    if missing:
+        raise InputError(out, f"{len(missing)} block(s) missing, e.g. {missing[:3]}")
+    if not np.isfinite(matrix).all():
+        raise InputError(out, "assembled matrix has holes (blocks do not cover it)")
+    ids_hash = sha256_bytes(json.dumps([q_ids, r_ids]).encode())[:16]
+    sidecar = {
+        "query_split": spec.query_split,
+        "reference_split": spec.reference_split,
+        "row_ids": q_ids,
+        "col_ids": r_ids,
+        "metric": spec.metric,
+        "window": spec.window,
+        "metric_params": spec.metric_params,
+        "symmetric": spec.symmetric,
+        "config_hash": sha256_bytes(f"{spec.params_hash()}:{ids_hash}:{store_sha256}".encode())[
+            :16
+        ],
+        "store_sha256": store_sha256,
+    }
+    write_npy_with_sidecar(out, matrix, sidecar)
+    return matrix
+
+
+def load_matrix(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """Load an assembled matrix with its sidecar (ids of rows and columns), checked."""
+    return read_npy_checked(path)
+
+
+def matrix_pairs(protocol: dict) -> list[tuple[str, str]]:
+    """The (query, reference) matrices of a protocol: train-train, [val-train], test-train."""
+    pairs = [("train", "train")]
+    if protocol.get("val"):
+        pairs.append(("val", "train"))
+    pairs.append(("test", "train"))
+    return pairs
+
+
+def planned_blocks(
+    split_table: str | os.PathLike, query: str, reference: str, block_size: int
+) -> list[tuple[int, int]]:
+    """The blocks of the (query x reference) matrix of a split table."""
+    n_query = len(split_ids(split_table, query))
+    n_ref = len(split_ids(split_table, reference))
+    return plan_blocks(n_query, n_ref, block_size, query == reference)

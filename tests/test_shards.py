@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+
+from geokd.distances import cdist
+from geokd.errors import InputError
+from geokd.shards import (
+    MatrixSpec,
+    assemble,
+    compute_block,
+    load_matrix,
+    matrix_pairs,
+    plan_blocks,
+    planned_blocks,
+    split_ids,
+)
+from geokd.splits import write_split
+from geokd.store import load_sequences
+from geokd.utd_mhad import ingest
+
+
+def test_plan_covers_the_matrix_once():
+    assert plan_blocks(5, 5, 2, symmetric=True) == [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+    assert plan_blocks(3, 5, 2, symmetric=False) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    # a block larger than the matrix is one block
+    assert plan_blocks(3, 4, 100, symmetric=False) == [(0, 0)]
+    with pytest.raises(ValueError, match="block size must be >= 1"):
+        plan_blocks(3, 3, 0, symmetric=True)
+    assert matrix_pairs({"train": [1], "test": [2]}) == [("train", "train"), ("test", "train")]
+    assert matrix_pairs({"train": [1], "val": [3], "test": [2]})[1] == ("val", "train")
+
+
+@pytest.fixture
+def store_and_split(fake_utd, tmp_path):
+    store = tmp_path / "s.parquet"
+    ingest(fake_utd, store)
+    split = tmp_path / "split.tsv"
+    write_split(store, split, {"train": [1, 2], "test": [3]})
+    return store, split
+
+
+def _run_blocks(store, split, spec, bs, folder):
+    paths = []
+    for bi, bj in planned_blocks(split, spec.query_split, spec.reference_split, bs):
+        path = folder / f"block_{bi}_{bj}.npy"
+        compute_block(store, split, path, spec, (bi, bj), bs, n_jobs=1)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("bs", [1, 3, 5, 100])
+@pytest.mark.parametrize(("query", "reference"), [("train", "train"), ("test", "train")])
+def test_assembled_blocks_equal_the_whole_matrix(store_and_split, tmp_path, bs, query, reference):
+    store, split = store_and_split
+    spec = MatrixSpec(query, reference)
+    paths = _run_blocks(store, split, spec, bs, tmp_path)
+    out = tmp_path / "m.npy"
+    matrix = assemble(split, paths, out, spec, bs, store_sha256="abc")
+    seqs, meta = load_sequences(store)
+    by_id = dict(zip(meta["sequence_id"], seqs, strict=True))
+    q = [by_id[s] for s in split_ids(split, query)]
+    r = [by_id[s] for s in split_ids(split, reference)]
+    whole = cdist(q) if query == reference else cdist(q, r)
+    np.testing.assert_allclose(matrix, whole, rtol=1e-12, atol=0)
+    loaded, side = load_matrix(out)
+    assert np.array_equal(loaded, matrix)
+    assert side["row_ids"] == split_ids(split, query) and side["shape"] == list(matrix.shape)
+    assert side["metric"] == "procrustes" and side["store_sha256"] == "abc"
+    if query == reference:
+        assert np.array_equal(matrix, matrix.T) and not np.diag(matrix).any()
+
+
+def test_assembly_refuses_missing_corrupt_and_foreign_blocks(store_and_split, tmp_path):
+    store, split = store_and_split
+    spec = MatrixSpec("test", "train")
+    paths = _run_blocks(store, split, spec, 3, tmp_path)
+    out = tmp_path / "m.npy"
+    with pytest.raises(InputError, match="block.*missing"):
+        assemble(split, paths[1:], out, spec, 3)
+    data = bytearray(paths[0].read_bytes())
+    data[-3] ^= 0xFF  # flip bits of the last value
+    paths[0].write_bytes(bytes(data))
+    with pytest.raises(InputError, match=rf"{paths[0].name}: checksum mismatch"):
+        assemble(split, paths, out, spec, 3)
+    compute_block(store, split, paths[0], MatrixSpec("test", "train", "euclidean"), (0, 0), 3)
+    with pytest.raises(InputError, match="other settings"):
+        assemble(split, paths, out, spec, 3)
+    assert not out.exists()
+
+
+def test_a_block_outside_the_plan_is_refused(store_and_split, tmp_path):
+    store, split = store_and_split
+    with pytest.raises(InputError, match="not part of the plan"):
+        compute_block(store, split, tmp_path / "b.npy", MatrixSpec("train", "train"), (1, 0), 3)
+    assert not (tmp_path / "b.npy").exists()
+
+
+def test_sidecar_is_plain_json_with_checksum(store_and_split, tmp_path):
+    store, split = store_and_split
+    spec = MatrixSpec("test", "train")
+    path = tmp_path / "b.npy"
+    compute_block(store, split, path, spec, (0, 0), 100)
+    side = json.loads((tmp_path / "b.npy.json").read_text())
+    assert side["rows"] == [0, 4] and side["cols"] == [0, 8] and len(side["sha256"]) == 64
