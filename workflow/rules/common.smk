@@ -78,7 +78,9 @@ def block_size():
 
 
 def distance_blocks(wildcards):
-    split = checkpoints.split.get(**wildcards).output[0]
+    split = checkpoints.split.get(
+        dataset=wildcards.dataset, protocol=wildcards.protocol
+    ).output[0]
     prefix = (
         f"results/{wildcards.dataset}/{wildcards.protocol}/distances/{wildcards.metric}"
     )
