@@ -14,6 +14,9 @@ def test_every_subcommand_has_help():
         ["ingest", "utd-mhad"],
         ["ingest", "synthetic"],
         ["split"],
+        ["distances"],
+        ["distances", "block"],
+        ["distances", "assemble"],
         ["report"],
     ):
         with pytest.raises(SystemExit) as exc:

@@ -116,11 +116,13 @@ def _facts(entry: DatasetEntry, info: StoreInfo, meta: pd.DataFrame, checksum: s
     n_trials = f"{trials.nunique()}" if len(trials) else "none (no trial numbers)"
     subjects = sorted(int(s) for s in meta["subject"].unique())
     names = ", ".join(info.landmark_names)
+    classes = ", ".join(f"{k}: {v}" for k, v in sorted(_label_names(meta).items()))
     rows = [
         ("dataset", _esc(info.dataset)),
         ("store", f"<code>{_esc(entry.store)}</code>"),
         ("sequences", f"{len(meta)}"),
         ("classes", f"{meta['label'].nunique()}"),
+        ("class names", f'<span class="mono">{_esc(classes)}</span>'),
         ("subjects", f"{len(subjects)} ({_esc(', '.join(map(str, subjects)))})"),
         ("trials (distinct trial numbers)", n_trials),
         ("landmarks", f"{len(info.landmark_names)}"),
