@@ -159,7 +159,8 @@ def test_report_shows_the_facts_and_counts(built):
     assert '<td>val</td><td class="num">6</td><td class="num">3</td><td>3</td>' in text
     assert '<td>test</td><td class="num">6</td><td class="num">3</td><td>4</td>' in text
     assert '<td>train</td><td class="num">12</td><td class="num">3</td><td>1, 3</td>' in text
-    assert '<td>not used</td><td class="num">6</td>' in text  # subject 4 in cross_subject
+    # subject 4 is in no split of cross_subject
+    assert '<td>not used</td><td class="num">6</td><td class="num">3</td><td>4</td>' in text
 
 
 def test_labels_from_the_data_are_html_escaped(built):

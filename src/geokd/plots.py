@@ -18,6 +18,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from .atomic import write_bytes
 
@@ -69,7 +70,7 @@ def class_subject_counts(meta: pd.DataFrame) -> Figure:
         .to_numpy()
     )
     width = max(4.5, 0.45 * len(subjects) + 3.5)
-    height = max(2.5, 0.3 * len(labels) + 1.5)
+    height = max(2.5, 0.24 * len(labels) + 1.5)
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(counts, cmap="Blues", aspect="auto", vmin=0)
@@ -226,7 +227,7 @@ def split_counts(split_table: pd.DataFrame, label_names: Mapping[int, str] | Non
     counts = counts.reindex(index=labels, fill_value=0)
     splits = [s for s in SPLIT_ORDER if s in counts.columns]
     splits += sorted(s for s in counts.columns if s not in SPLIT_ORDER)
-    fig = Figure(figsize=(6.0, max(2.5, 0.3 * len(labels) + 1.5)), layout="constrained")
+    fig = Figure(figsize=(6.0, max(2.5, 0.24 * len(labels) + 1.5)), layout="constrained")
     ax = fig.subplots()
     left = np.zeros(len(labels))
     y = np.arange(len(labels))
@@ -239,14 +240,27 @@ def split_counts(split_table: pd.DataFrame, label_names: Mapping[int, str] | Non
     ax.set_xlabel("number of sequences")
     ax.set_ylabel("class")
     ax.set_title("Sequences per class and split")
-    ax.legend(title="split", loc="lower right")
+    ax.margins(y=0.01)
+    ax.legend(title="split", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def _freeze_layout(fig: Figure) -> None:
+    """Run the layout engine once and keep its result.
+
+    Constrained layout refines the positions on every draw, so a figure saved twice would
+    differ slightly; after this, every save of the figure gives the same bytes.
+    """
+    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
 
 
 def _render(fig: Figure, fmt: str, dpi: int) -> bytes:
     buf = io.BytesIO()
     meta = _PNG_META if fmt == "png" else _PDF_META
     with matplotlib.rc_context(_RC):
+        _freeze_layout(fig)
         fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
     return buf.getvalue()
 

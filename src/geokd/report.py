@@ -175,10 +175,12 @@ def _split_section(
             f'<td class="num">{part["label"].nunique()}</td>'
             f"<td>{_esc(subjects) if subjects else '&ndash;'}</td></tr>"
         )
-    unused = len(meta) - len(table)
+    rest = meta[~meta["sequence_id"].astype(str).isin(table["sequence_id"])]
+    subjects = ", ".join(str(s) for s in sorted(int(s) for s in rest["subject"].unique()))
     rows.append(
-        f'<tr><td>not used</td><td class="num">{unused}</td><td></td>'
-        "<td>subjects the protocol does not name</td></tr>"
+        f'<tr><td>not used</td><td class="num">{len(rest)}</td>'
+        f'<td class="num">{rest["label"].nunique()}</td>'
+        f"<td>{_esc(subjects) if subjects else '&ndash;'}</td></tr>"
     )
     fig = plots.split_counts(table, _label_names(meta))
     image = _img(
