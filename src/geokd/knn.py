@@ -1,0 +1,254 @@
+"""K-nearest-neighbour baseline on a precomputed distance matrix, and shared metrics.
+
+Conventions (used by :mod:`geokd.teacher` too):
+
+* **Neighbour order.** The neighbours of a query are the training samples sorted by distance,
+  ties broken by the lowest training index first (a stable sort). With ``exclude_self`` (square
+  train x train matrices only) the diagonal entry is never a neighbour.
+* **Vote ties.** :func:`knn_predict` takes the majority class among the ``k`` nearest
+  neighbours. When several classes share the largest vote count, the winner is the tied class
+  whose nearest member comes first in the neighbour order, i.e. 1-NN among the tied classes
+  (smallest distance, then lowest training index).
+* **Macro averages.** :func:`metrics` averages over the classes present in the truth *or* in
+  the predictions; classes absent from both are left out. A class never predicted has
+  precision 0, a class absent from the truth has recall 0, and F1 is 0 when precision and
+  recall are both 0 (scikit-learn's default with ``zero_division=0``). Macro F1 is the mean
+  of the per-class F1 scores, not the F1 of macro precision and macro recall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+_CHUNK_ROWS = 512
+
+
+def _as_labels(y: np.ndarray, n_classes: int, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {y.shape}")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise ValueError(f"{name} must hold integer class indices")
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes}), got [{y.min()}, {y.max()}]")
+    return y
+
+
+def _check_matrix(D: np.ndarray, n_train: int, exclude_self: bool) -> np.ndarray:
+    D = np.asarray(D, dtype=np.float64)
+    if D.ndim != 2 or D.shape[1] != n_train:
+        raise ValueError(f"distance matrix must be (n_query, {n_train}), got shape {D.shape}")
+    if exclude_self and D.shape[0] != D.shape[1]:
+        raise ValueError(f"exclude_self needs a square train x train matrix, got {D.shape}")
+    if not np.isfinite(D).all():
+        raise ValueError("distance matrix has non-finite values")
+    return D
+
+
+def neighbours(
+    D: np.ndarray, k: int, *, exclude_self: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest training samples of every query, in neighbour order.
+
+    Parameters
+    ----------
+    D : ndarray, shape (n_query, n_train)
+        Distances from queries to training samples.
+    k : int
+        Number of neighbours, ``1 <= k <= n_train`` (``n_train - 1`` with ``exclude_self``).
+    exclude_self : bool
+        Square matrices only: never return sample ``i`` as a neighbour of itself.
+
+    Returns
+    -------
+    index : ndarray of int64, shape (n_query, k)
+        Training indices sorted by distance, ties by lowest index (stable sort).
+    dist : ndarray of float64, shape (n_query, k)
+        The matching distances (non-decreasing along each row).
+    """
+    D = np.asarray(D, dtype=np.float64)
+    n_query, n_train = D.shape
+    available = n_train - 1 if exclude_self else n_train
+    if not 1 <= k <= available:
+        raise ValueError(f"k must be in [1, {available}], got {k}")
+    index = np.empty((n_query, k), dtype=np.int64)  # (n_query, k)
+    for r0 in range(0, n_query, _CHUNK_ROWS):  # row chunks bound the argsort's memory
+        block = D[r0 : r0 + _CHUNK_ROWS]  # (b, n_train)
+        if exclude_self:
+            block = block.copy()
+            rows = np.arange(block.shape[0])
+            block[rows, rows + r0] = np.inf
+        index[r0 : r0 + _CHUNK_ROWS] = np.argsort(block, axis=1, kind="stable")[:, :k]
+    dist = np.take_along_axis(D, index, axis=1)  # (n_query, k)
+    return index, dist
+
+
+def _vote(labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Majority class per row with the 1-NN-among-tied-classes rule.
+
+    ``labels`` (n, k) are neighbour classes in neighbour order; ``counts`` (n, C) their votes.
+    """
+    rows = np.arange(labels.shape[0])
+    tied = counts == counts.max(axis=1, keepdims=True)  # (n, C)
+    member_tied = tied[rows[:, None], labels]  # (n, k): neighbour j belongs to a tied class
+    first = np.argmax(member_tied, axis=1)  # (n,) earliest such neighbour (always exists)
+    return labels[rows, first]
+
+
+def knn_predict(
+    D: np.ndarray,
+    y_train: np.ndarray,
+    k: int,
+    n_classes: int,
+    *,
+    exclude_self: bool = False,
+) -> np.ndarray:
+    """Majority vote of the ``k`` nearest training samples.
+
+    Parameters
+    ----------
+    D : ndarray, shape (n_query, n_train)
+        Query-to-train distances.
+    y_train : ndarray of int, shape (n_train,)
+        Training labels in ``[0, n_classes)``.
+    k : int
+        Number of neighbours.
+    n_classes : int
+        Number of classes ``C``.
+    exclude_self : bool
+        Square train x train matrix: leave-one-out prediction (sample ``i`` is not its own
+        neighbour).
+
+    Returns
+    -------
+    ndarray of int64, shape (n_query,)
+        Predicted classes. Neighbours are ordered by distance then lowest index; vote ties go
+        to the tied class whose nearest member comes first in that order (module docstring).
+    """
+    y_train = _as_labels(y_train, n_classes, "y_train")
+    D = _check_matrix(D, y_train.size, exclude_self)
+    index, _ = neighbours(D, k, exclude_self=exclude_self)
+    labels = y_train[index]  # (n_query, k)
+    counts = np.zeros((D.shape[0], n_classes), dtype=np.int64)  # (n_query, C)
+    np.add.at(counts, (np.arange(D.shape[0])[:, None], labels), 1)
+    return _vote(labels, counts)
+
+
+def metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+    """Classification metrics, JSON-serialisable.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of int, shape (n,)
+        True and predicted classes in ``[0, n_classes)``.
+    n_classes : int
+        Number of classes ``C``.
+
+    Returns
+    -------
+    dict
+        ``n``; ``accuracy``; ``macro_precision``, ``macro_recall``, ``macro_f1`` (over the
+        classes present in truth or prediction, zero division counted as 0; see the module
+        docstring); ``confusion`` (C x C list of lists, rows truth, columns prediction);
+        ``support`` (true count per class); ``per_class_accuracy`` (recall per class, ``None``
+        for a class absent from the truth).
+    """
+    y_true = _as_labels(y_true, n_classes, "y_true")
+    y_pred = _as_labels(y_pred, n_classes, "y_pred")
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)  # (C truth, C prediction)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    tp = np.diag(confusion).astype(np.float64)  # (C,)
+    support = confusion.sum(axis=1)  # (C,) true counts
+    predicted = confusion.sum(axis=0)  # (C,) predicted counts
+    precision = np.divide(tp, predicted, out=np.zeros(n_classes), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(n_classes), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n_classes), where=denom > 0)
+    present = (support > 0) | (predicted > 0)  # (C,)
+    n = int(y_true.size)
+
+    def macro(values: np.ndarray) -> float:
+        return float(values[present].mean()) if present.any() else 0.0
+
+    return {
+        "n": n,
+        "accuracy": float(tp.sum() / n) if n else 0.0,
+        "macro_precision": macro(precision),
+        "macro_recall": macro(recall),
+        "macro_f1": macro(f1),
+        "confusion": confusion.tolist(),
+        "support": support.tolist(),
+        "per_class_accuracy": [
+            float(r) if s > 0 else None for r, s in zip(recall, support, strict=True)
+        ],
+    }
+
+
+def knn_evaluate(
+    D: np.ndarray,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    ks: Iterable[int] = range(1, 31),
+    n_classes: int | None = None,
+) -> dict:
+    """KNN metrics for several ``k`` on one query x train matrix.
+
+    Parameters
+    ----------
+    D : ndarray, shape (n_test, n_train)
+        Test-to-train distances.
+    y_train : ndarray of int, shape (n_train,)
+    y_test : ndarray of int, shape (n_test,)
+    ks : iterable of int
+        Neighbour counts to evaluate; values above ``n_train`` are skipped (listed under
+        ``skipped_ks``).
+    n_classes : int, optional
+        Number of classes; default ``max(y_train, y_test) + 1``.
+
+    Returns
+    -------
+    dict
+        ``ks`` (evaluated), ``skipped_ks``, ``per_k`` (``{str(k): metrics(...) | {"k": k}}``,
+        see :func:`metrics`), ``best_k`` (highest accuracy, ties to the smallest ``k``) and
+        ``best_accuracy``. Choosing ``k`` on the test matrix is optimistic; pick it on a
+        validation matrix for an unbiased test figure.
+    """
+    if n_classes is None:
+        n_classes = int(max(np.max(y_train), np.max(y_test))) + 1
+    y_train = _as_labels(y_train, n_classes, "y_train")
+    y_test = _as_labels(y_test, n_classes, "y_test")
+    D = _check_matrix(D, y_train.size, exclude_self=False)
+    if D.shape[0] != y_test.size:
+        raise ValueError(f"D has {D.shape[0]} rows but y_test has {y_test.size} labels")
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    used = [k for k in ks if k <= y_train.size]
+    skipped = [k for k in ks if k > y_train.size]
+    if not used:
+        raise ValueError(f"every k exceeds the {y_train.size} training samples")
+    index, _ = neighbours(D, used[-1])
+    labels = y_train[index]  # (n_test, k_max)
+    rows = np.arange(D.shape[0])
+    counts = np.zeros((D.shape[0], n_classes), dtype=np.int64)  # (n_test, C) running votes
+    per_k: dict[str, dict] = {}
+    for k in range(1, used[-1] + 1):
+        counts[rows, labels[:, k - 1]] += 1  # one neighbour per row, no repeated index
+        if k in used:
+            pred = _vote(labels[:, :k], counts)
+            per_k[str(k)] = {"k": k, **metrics(y_test, pred, n_classes)}
+    best_k = max(used, key=lambda k: (per_k[str(k)]["accuracy"], -k))
+    return {
+        "ks": used,
+        "skipped_ks": skipped,
+        "n_classes": n_classes,
+        "per_k": per_k,
+        "best_k": best_k,
+        "best_accuracy": per_k[str(best_k)]["accuracy"],
+    }

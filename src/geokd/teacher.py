@@ -1,0 +1,404 @@
+"""The teacher: soft class probabilities from a distance matrix.
+
+Two teachers turn distances to the training samples into a probability vector over the ``C``
+classes:
+
+* :func:`softmax_teacher`, the paper's method: distances min-max normalised to ``[0, 1]``,
+  softmax over training samples of ``-d / T``, probabilities summed per class.
+* :func:`nngk_teacher`, the nearest-neighbour Gaussian kernel of Meyer, Harwood & Drummond
+  (ICIP 2018): Gaussian weights of the ``k`` nearest training samples, summed per class,
+  mixed with a small uniform floor.
+
+On the train x train matrix both exclude by default each sample's zero distance to itself,
+which would otherwise hand the sample's own label the largest weight (a label leak); the
+teacher's training accuracy is then a true leave-one-out estimate. Neighbour selection follows
+:mod:`geokd.knn`: sorted by distance, ties to the lowest training index (stable sort).
+:func:`make_soft_labels` (CLI/workflow entry point) writes soft labels as Parquet.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+from .errors import InputError
+from .knn import _as_labels, _check_matrix, neighbours
+from .shards import load_matrix
+from .splits import read_split
+
+NORMALISATIONS = ("minmax_offdiag", "minmax", "none")
+METHODS = ("softmax", "nngk")
+N_ECE_BINS = 15
+_META_KEY = b"geokd.soft_labels"
+
+
+def normalisation_bounds(D: np.ndarray, normalise: str = "minmax_offdiag") -> tuple[float, float]:
+    """The ``(lo, hi)`` that :func:`softmax_teacher` maps to ``[0, 1]``.
+
+    ``"minmax_offdiag"``: min and max over the off-diagonal entries of a square matrix (over all
+    entries of a rectangular one). ``"minmax"``: over the whole matrix, zero diagonal included
+    (the original code). ``"none"``: ``(0, 1)``, distances used as they are.
+    """
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
+    D = np.asarray(D, dtype=np.float64)
+    if normalise == "none":
+        return 0.0, 1.0
+    if normalise == "minmax_offdiag" and D.shape[0] == D.shape[1] and D.shape[0] > 1:
+        off = D.copy()  # (n, n)
+        np.fill_diagonal(off, np.inf)
+        lo = off.min()
+        np.fill_diagonal(off, -np.inf)
+        return float(lo), float(off.max())
+    return float(D.min()), float(D.max())
+
+
+def softmax_teacher(
+    D: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    temperature: float = 3.0,
+    exclude_self: bool = True,
+    normalise: str = "minmax_offdiag",
+    bounds: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """The paper's teacher: class sums of a softmax over normalised negative distances.
+
+    For query ``i``: ``d_ij = (D_ij - lo) / (hi - lo)``, ``w_ij = softmax_j(-d_ij / T)``,
+    ``P_ic = sum of w_ij over training samples j of class c``, renormalised to sum to 1. The
+    softmax subtracts each row's maximum logit, so it never overflows.
+
+    * Default (corrected): ``exclude_self=True`` drops ``j = i`` from the softmax (its zero
+      distance would give the sample's own label the largest weight), and
+      ``normalise="minmax_offdiag"`` takes ``lo, hi`` over the off-diagonal entries.
+    * As published: ``exclude_self=False, normalise="minmax"`` reproduces the original code
+      exactly: self included, ``lo, hi`` over the whole matrix including its zero diagonal.
+
+    Parameters
+    ----------
+    D : ndarray, shape (n_query, n_train)
+        Distances; square train x train, or rectangular queries x train (then
+        ``exclude_self=False``).
+    y : ndarray of int, shape (n_train,)
+        Training labels in ``[0, n_classes)``.
+    n_classes : int
+        Number of classes ``C``.
+    temperature : float
+        Softmax temperature ``T > 0`` (the paper: 3).
+    exclude_self : bool
+        Leave each sample's own (diagonal) distance out; square ``D`` only.
+    normalise : {"minmax_offdiag", "minmax", "none"}
+        How ``lo, hi`` are taken, see :func:`normalisation_bounds`.
+    bounds : (float, float), optional
+        Explicit ``(lo, hi)``, overriding ``normalise``: e.g. the train matrix's bounds for
+        val/test queries, so that they share the training scale. ``hi == lo`` maps every
+        distance to 0 (uniform weights).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_query, C)
+        Non-negative rows summing to 1.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    y = _as_labels(y, n_classes, "y")
+    D = _check_matrix(D, y.size, exclude_self)
+    if exclude_self and D.shape[0] < 2:
+        raise ValueError("exclude_self needs at least 2 training samples")
+    lo, hi = normalisation_bounds(D, normalise) if bounds is None else map(float, bounds)
+    scale = hi - lo if hi > lo else 1.0
+    dn = (D - lo) / scale  # (n_query, n_train) normalised distances
+    if exclude_self:
+        np.fill_diagonal(dn, np.inf)  # exp(-inf) = 0: no weight to self
+    dn -= dn.min(axis=1, keepdims=True)  # stable softmax: largest logit -> exp(0) = 1
+    with np.errstate(over="ignore"):
+        weights = np.exp(-dn / temperature)  # (n_query, n_train)
+    weights /= weights.sum(axis=1, keepdims=True)
+    onehot = np.zeros((y.size, n_classes))  # (n_train, C)
+    onehot[np.arange(y.size), y] = 1.0
+    P = weights @ onehot  # (n_query, C)
+    return P / P.sum(axis=1, keepdims=True)
+
+
+def nngk_sigma(D: np.ndarray, k: int = 10) -> float:
+    """Kernel width rule of :func:`nngk_teacher` from a square train x train matrix.
+
+    ``sigma`` = median over training samples of the distance to their ``k``-th nearest other
+    training sample (self excluded; ``k`` clipped to ``n - 1``). If that median is 0
+    (duplicates), the mean of those distances is used; if that is 0 too (all distances 0),
+    ``sigma = 1`` (any width then gives equal weights).
+    """
+    D = np.asarray(D, dtype=np.float64)
+    if D.ndim != 2 or D.shape[0] != D.shape[1] or D.shape[0] < 2:
+        raise ValueError(f"sigma needs a square train x train matrix (n >= 2), got {D.shape}")
+    k = min(int(k), D.shape[0] - 1)
+    _, dist = neighbours(D, k, exclude_self=True)
+    kth = dist[:, -1]  # (n,)
+    for value in (np.median(kth), np.mean(kth)):
+        if value > 0:
+            return float(value)
+    return 1.0
+
+
+def nngk_teacher(
+    D: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    k: int = 10,
+    sigma: float | None = None,
+    floor: float = 1e-3,
+    exclude_self: bool = True,
+) -> np.ndarray:
+    """Nearest-neighbour Gaussian kernel teacher (Meyer, Harwood & Drummond, ICIP 2018).
+
+    Each of the ``k`` nearest training samples ``j`` of query ``i`` (distance, then lowest
+    index; self excluded by default) adds ``exp(-d_ij^2 / (2 sigma^2))`` to its class;
+    ``Q_i`` is the class sums normalised to 1, and
+
+        ``P_i = (1 - floor) * Q_i + floor / C``
+
+    i.e. ``floor`` is the total mass spread uniformly over the ``C`` classes, so every class has
+    probability ``>= floor / C > 0`` (for any ``C``). The kernel is evaluated in log space with
+    the nearest neighbour's log weight subtracted, so the nearest neighbour always weighs 1:
+    huge distances (where every ``exp`` would underflow to 0) give the nearest neighbours'
+    classes, never NaN; otherwise the result equals the plain formula.
+
+    Parameters
+    ----------
+    D : ndarray, shape (n_query, n_train)
+        Distances; square train x train or rectangular queries x train (``exclude_self=False``).
+    y : ndarray of int, shape (n_train,)
+        Training labels in ``[0, n_classes)``.
+    n_classes : int
+        Number of classes ``C``.
+    k : int
+        Neighbours per query; clipped to the available training samples (``n_train - 1``
+        with ``exclude_self``).
+    sigma : float, optional
+        Kernel width. ``None``: :func:`nngk_sigma` of ``D`` (square ``D`` only); pass the
+        train matrix's sigma explicitly for rectangular query matrices.
+    floor : float
+        Uniform mass, ``0 <= floor < 1``.
+    exclude_self : bool
+        Never count sample ``i`` as its own neighbour; square ``D`` only.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_query, C)
+        Rows summing to 1, every entry ``>= floor / C``.
+    """
+    if not 0 <= floor < 1:
+        raise ValueError(f"floor must be in [0, 1), got {floor}")
+    y = _as_labels(y, n_classes, "y")
+    D = _check_matrix(D, y.size, exclude_self)
+    if sigma is None:
+        if D.shape[0] != D.shape[1]:
+            raise ValueError("sigma=None needs the square train x train matrix; pass sigma")
+        sigma = nngk_sigma(D, k)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be finite and > 0, got {sigma}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    k = min(int(k), y.size - int(exclude_self))  # neighbours() rejects 0 available
+    index, dist = neighbours(D, k, exclude_self=exclude_self)  # (n_query, k) each
+    # log w_j - log w_0 = -(d_j - d_0)(d_j + d_0) / (2 sigma^2), d_0 the nearest: no overflow
+    # to inf - inf; the nearest neighbour (and any exact tie with it) weighs exactly 1.
+    d0 = dist[:, :1]  # (n_query, 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_rel = -0.5 * ((dist - d0) / sigma) * ((dist + d0) / sigma)  # (n_query, k)
+    weights = np.exp(np.where(dist == d0, 0.0, log_rel))  # (n_query, k), <= 1
+    sums = np.zeros((D.shape[0], n_classes))  # (n_query, C)
+    np.add.at(sums, (np.arange(D.shape[0])[:, None], y[index]), weights)
+    Q = sums / sums.sum(axis=1, keepdims=True)
+    return (1.0 - floor) * Q + floor / n_classes
+
+
+def diagnostics(P: np.ndarray, y: np.ndarray) -> dict:
+    """Quality of soft labels ``P`` against labels ``y``; JSON-serialisable.
+
+    Parameters
+    ----------
+    P : ndarray, shape (n, C)
+        Probabilities (rows sum to 1).
+    y : ndarray of int, shape (n,)
+        True classes.
+
+    Returns
+    -------
+    dict
+        ``n``, ``n_classes``;
+        ``accuracy``: fraction with ``argmax P == y`` (argmax ties to the lowest class); on
+        the train matrix with self excluded this is the leave-one-out accuracy;
+        ``mean_entropy``: mean of ``-sum_c P log P`` in nats (``0 log 0 = 0``);
+        ``mean_normalised_entropy``: the same divided by ``log C`` (0 when ``C = 1``);
+        ``ece``: expected calibration error of the top class with 15 equal-width confidence
+        bins ``(b/15, (b+1)/15]`` (a confidence of 0 joins the first bin):
+        ``sum_b n_b / n * |accuracy_b - mean confidence_b|``;
+        ``mean_true_class_probability``: mean of ``P[i, y_i]``.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    n, C = P.shape
+    y = _as_labels(y, C, "y")
+    if y.size != n:
+        raise ValueError(f"P has {n} rows but y has {y.size} labels")
+    pred = np.argmax(P, axis=1)  # (n,)
+    correct = (pred == y).astype(np.float64)
+    plogp = np.where(P > 0, P * np.log(np.where(P > 0, P, 1.0)), 0.0)  # (n, C)
+    entropy = -plogp.sum(axis=1)  # (n,)
+    conf = P[np.arange(n), pred]  # (n,)
+    edges = np.arange(1, N_ECE_BINS) / N_ECE_BINS  # (14,) inner edges b/15, exact quotients
+    bins = np.searchsorted(edges, conf, side="left")  # (n,) bin b holds (b/15, (b+1)/15]
+    acc_sum = np.bincount(bins, weights=correct, minlength=N_ECE_BINS)
+    conf_sum = np.bincount(bins, weights=conf, minlength=N_ECE_BINS)
+    ece = float(np.abs(acc_sum - conf_sum).sum() / n)  # n_b/n * |acc_b - conf_b| summed
+    mean_entropy = float(entropy.mean())
+    return {
+        "n": int(n),
+        "n_classes": int(C),
+        "accuracy": float(correct.mean()),
+        "mean_entropy": mean_entropy,
+        "mean_normalised_entropy": mean_entropy / float(np.log(C)) if C > 1 else 0.0,
+        "ece": ece,
+        "ece_bins": N_ECE_BINS,
+        "mean_true_class_probability": float(P[np.arange(n), y].mean()),
+    }
+
+
+def write_soft_labels(
+    path: str | os.PathLike,
+    ids: list[str],
+    P: np.ndarray,
+    class_names: list[str] | None = None,
+    metadata: dict | None = None,
+) -> None:
+    """Write soft labels as Parquet, atomically.
+
+    Columns: ``sequence_id`` (string), then ``p_0 ... p_{C-1}`` (float64), one per class
+    index (names are stable identifiers; class names go into the metadata). The schema
+    metadata key ``geokd.soft_labels`` holds JSON with ``class_names``, ``n_classes`` and the
+    ``metadata`` dict (method and parameters). Raises ``ValueError`` on a shape mismatch.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    ids = [str(i) for i in ids]
+    if P.ndim != 2 or P.shape[0] != len(ids):
+        raise ValueError(f"P must be (len(ids)={len(ids)}, C), got {P.shape}")
+    C = P.shape[1]
+    names = [str(c) for c in range(C)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != C:
+        raise ValueError(f"{len(names)} class names for {C} columns")
+    columns = {"sequence_id": pa.array(ids, pa.string())}
+    columns.update({f"p_{c}": pa.array(P[:, c], pa.float64()) for c in range(C)})
+    meta = {"class_names": names, "n_classes": C, **(metadata or {})}
+    table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def soft_labels_metadata(path: str | os.PathLike) -> dict:
+    """The JSON metadata of a soft-label file (method, parameters, class names)."""
+    raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
+    if raw is None:
+        raise InputError(path, "not a soft-label file (no geokd metadata)")
+    return json.loads(raw)
+
+
+def read_soft_labels(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """Read :func:`write_soft_labels` output: ``(ids, P)`` with ``P`` of shape (n, C)."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(path, f"cannot read soft labels ({exc})") from exc
+    names = table.column_names
+    C = len(names) - 1
+    if not names or names[0] != "sequence_id" or names[1:] != [f"p_{c}" for c in range(C)]:
+        raise InputError(path, f"unexpected columns {names[:5]}...; want sequence_id, p_0, ...")
+    ids = [str(s) for s in table.column("sequence_id").to_pylist()]
+    P = np.column_stack([table.column(f"p_{c}").to_numpy() for c in range(C)]).reshape(len(ids), C)
+    return ids, P.astype(np.float64)
+
+
+def make_soft_labels(
+    matrix_path: str | os.PathLike,
+    split_table: str | os.PathLike,
+    out_path: str | os.PathLike,
+    method: str = "softmax",
+    *,
+    n_classes: int | None = None,
+    class_names: list[str] | None = None,
+    **params,
+) -> dict:
+    """Soft labels of the training split from its train x train matrix, written as Parquet.
+
+    Parameters
+    ----------
+    matrix_path : path
+        Train x train matrix (``.npy`` with sidecar, :func:`geokd.shards.load_matrix`); its
+        ``row_ids`` and ``col_ids`` must equal the split table's train ids in order.
+    split_table : path
+        Split table (:func:`geokd.splits.read_split`); labels come from it.
+    out_path : path
+        Parquet output (:func:`write_soft_labels`).
+    method : {"softmax", "nngk"}
+        :func:`softmax_teacher` or :func:`nngk_teacher`; ``params`` are passed on.
+    n_classes : int, optional
+        Number of classes; default ``max label + 1`` over the whole split table.
+    class_names : list of str, optional
+        Stored in the file's metadata.
+
+    Returns
+    -------
+    dict
+        :func:`diagnostics` of the teacher on train (LOO when self is excluded) plus
+        ``method`` and ``params`` (with the defaults and the resolved ``sigma`` filled in).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    D, sidecar = load_matrix(matrix_path)
+    table = read_split(split_table)
+    train = table[table["split"] == "train"]
+    train_ids = train["sequence_id"].astype(str).tolist()
+    for key in ("row_ids", "col_ids"):
+        got = [str(s) for s in sidecar.get(key) or []]
+        if got != train_ids:
+            raise InputError(
+                matrix_path,
+                f"{key} ({len(got)}) are not the train ids of {split_table} ({len(train_ids)}) "
+                "in order; not the train x train matrix of this split table",
+            )
+    if n_classes is None:
+        n_classes = int(table["label"].max()) + 1
+    y = train["label"].to_numpy()
+    try:
+        y = _as_labels(y, n_classes, "label")
+    except ValueError as exc:
+        raise InputError(split_table, str(exc)) from exc
+    teacher = softmax_teacher if method == "softmax" else nngk_teacher
+    options = inspect.signature(teacher).parameters
+    resolved = {n: o.default for n, o in options.items() if o.kind is o.KEYWORD_ONLY}
+    if unknown := sorted(set(params) - set(resolved)):
+        raise ValueError(f"unknown parameter(s) {unknown} for method {method!r}")
+    resolved.update(params)
+    if method == "nngk":
+        if resolved["sigma"] is None:
+            resolved["sigma"] = nngk_sigma(D, resolved["k"])
+        resolved["k"] = min(int(resolved["k"]), len(y) - int(bool(resolved["exclude_self"])))
+    P = teacher(D, y, n_classes, **resolved)
+    resolved = {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}
+    meta = {
+        "method": method,
+        "params": resolved,
+        "matrix": Path(matrix_path).name,
+        "matrix_sha256": sidecar.get("sha256"),
+        "split_table": Path(split_table).name,
+    }
+    write_soft_labels(out_path, train_ids, P, class_names, metadata=meta)
+    return {"method": method, "params": resolved, **diagnostics(P, y)}
