@@ -1,0 +1,391 @@
+"""The transformer student: data preparation, augmentation and the model.
+
+Input contract: a sequence is a (T, K, 3) array of landmarks (the store's frames, natural time
+order: frame ``t`` is ``seq[t]``). :func:`prepare` turns a list of them into one zero-padded
+float32 tensor ``X`` of shape (N, T_max, K*3) (each frame's landmarks flattened row-major,
+``x0 y0 z0 x1 ...``) and the valid lengths (N,).
+
+Documented choices
+------------------
+* **Normalisation** (``normalise=True``): per *sequence*, not per frame. The centre is the mean
+  landmark position over all frames and landmarks of the sequence; the scale is the RMS distance
+  of all points to that centre. ``(x - centre) / scale`` is invariant to a translation and a
+  uniform scaling of the whole sequence but keeps the body's motion through space within the
+  sequence (a per-frame centre would erase steps and jumps). A degenerate sequence (all points
+  equal) gets scale 1.
+* **Length**: sequences are zero-padded to ``max_frames``. A longer sequence is resampled
+  uniformly: frames ``round(linspace(0, T - 1, max_frames))`` are kept (nearest-frame
+  subsampling, no interpolation, first and last frames kept).
+* **Padding**: with ``padding_mask=True`` padded frames are excluded from attention
+  (``src_key_padding_mask``) and from pooling, so their values never affect the output.
+* **Augmentation** (training only, all off by default): see :func:`augment`.
+
+The :meth:`StudentConfig.paper` preset reproduces the original student (no input projection,
+no positional encoding, no padding mask, raw coordinates, post-LN, ReLU) on natural frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "POOLINGS",
+    "POSITIONALS",
+    "SkeletonTransformer",
+    "StudentConfig",
+    "augment",
+    "normalise_sequence",
+    "padding_mask",
+    "prepare",
+]
+
+POOLINGS = ("mean", "last", "cls")
+POSITIONALS = ("sinusoidal", "learned", "none")
+
+
+@dataclass
+class StudentConfig:
+    """Architecture, input preparation and augmentation of the student.
+
+    Attributes
+    ----------
+    d_model : int
+        Width of the transformer (default 64).
+    n_heads : int
+        Attention heads; must divide ``d_model`` (default 4).
+    n_layers : int
+        Encoder layers (default 2).
+    ff_dim : int
+        Hidden width of the feed-forward blocks (default 128).
+    dropout : float
+        Dropout in the encoder layers and after the input embedding (the latter only with
+        ``input_projection``: raw coordinates are never dropped; default 0.1).
+    pooling : {"mean", "last", "cls"}
+        ``"mean"``: mean over the valid frames (over all ``T`` steps when ``padding_mask`` is
+        False); ``"last"``: the last valid frame (step ``T - 1`` without padding mask);
+        ``"cls"``: a learned token prepended to the sequence (default ``"mean"``).
+    positional : {"sinusoidal", "learned", "none"}
+        Positional encoding added after the input projection (default ``"sinusoidal"``).
+    normalise : bool
+        Per-sequence centring and RMS scaling of the landmarks (module docstring; default True).
+    max_frames : int
+        Padded length; longer sequences are resampled uniformly (default 128).
+    input_layernorm : bool
+        LayerNorm over the K*3 input features of every frame, before the projection
+        (default False).
+    input_projection : bool
+        Linear K*3 -> d_model; False means identity and needs ``d_model == K*3`` (default True).
+    padding_mask : bool
+        Mask padded frames in attention and pooling (default True).
+    norm_first : bool
+        Pre-LN encoder layers (default True; stabler for small data). The original was post-LN.
+    activation : {"gelu", "relu"}
+        Feed-forward activation (default ``"gelu"``).
+    augment_rotate : float
+        Training only: maximal angle in degrees of a random rotation about the vertical (y)
+        axis through the sequence's centre, uniform in ``[-a, a]`` (default 0: off).
+    augment_scale : float
+        Training only: random uniform scale factor in ``[1 - a, 1 + a]`` about the centre
+        (default 0: off).
+    augment_time_warp : float
+        Training only: strength ``a`` in ``[0, 0.3]`` of a smooth monotone time warp
+        ``u + a c sin(pi u)`` with ``c`` uniform in ``[-1, 1]``, linear interpolation between
+        frames, length kept (default 0: off).
+    augment_frame_drop : float
+        Training only: probability in ``[0, 1)`` that a valid frame is dropped; the rest are
+        moved up and the length shrinks (at least one frame is kept; default 0: off).
+    """
+
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    ff_dim: int = 128
+    dropout: float = 0.1
+    pooling: str = "mean"
+    positional: str = "sinusoidal"
+    normalise: bool = True
+    max_frames: int = 128
+    input_layernorm: bool = False
+    input_projection: bool = True
+    padding_mask: bool = True
+    norm_first: bool = True
+    activation: str = "gelu"
+    augment_rotate: float = 0.0
+    augment_scale: float = 0.0
+    augment_time_warp: float = 0.0
+    augment_frame_drop: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.positional not in POSITIONALS:
+            raise ValueError(f"positional must be one of {POSITIONALS}, got {self.positional!r}")
+        if self.activation not in ("gelu", "relu"):
+            raise ValueError(f"activation must be 'gelu' or 'relu', got {self.activation!r}")
+        if min(self.d_model, self.n_heads, self.n_layers, self.ff_dim, self.max_frames) < 1:
+            raise ValueError("d_model, n_heads, n_layers, ff_dim and max_frames must be >= 1")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.augment_rotate < 0 or not 0 <= self.augment_scale < 1:
+            raise ValueError("augment_rotate must be >= 0 and augment_scale in [0, 1)")
+        if not 0 <= self.augment_time_warp <= 0.3 or not 0 <= self.augment_frame_drop < 1:
+            raise ValueError("augment_time_warp must be in [0, 0.3], augment_frame_drop in [0, 1)")
+
+    @classmethod
+    def paper(cls, dataset: str = "utd_mhad") -> StudentConfig:
+        """The original student of the paper's code release (natural frames).
+
+        ``"utd_mhad"``: d_model 60 (= 20 joints x 3, identity input), 6 layers, 12 heads,
+        feed-forward 512, dropout 0.2, zero padding to 125 frames, mean over all (padded) steps.
+        ``"signum"``: d_model 126 (2 hands x 21 x 3), 4 layers, 9 heads, feed-forward 256,
+        dropout 0.1, 80 frames, last time step. Both: no positional encoding, no padding
+        mask, raw coordinates, post-LN ReLU layers, LayerNorm + linear head.
+        """
+        common = dict(
+            positional="none",
+            normalise=False,
+            input_layernorm=False,
+            input_projection=False,
+            padding_mask=False,
+            norm_first=False,
+            activation="relu",
+        )
+        if dataset == "utd_mhad":
+            return cls(d_model=60, n_heads=12, n_layers=6, ff_dim=512, dropout=0.2,
+                       pooling="mean", max_frames=125, **common)  # fmt: skip
+        if dataset == "signum":
+            return cls(d_model=126, n_heads=9, n_layers=4, ff_dim=256, dropout=0.1,
+                       pooling="last", max_frames=80, **common)  # fmt: skip
+        raise ValueError(f"no paper preset for dataset {dataset!r}; use 'utd_mhad' or 'signum'")
+
+
+def normalise_sequence(seq: np.ndarray) -> np.ndarray:
+    """Centre a (T, K, 3) sequence on its mean point and divide by the RMS distance to it.
+
+    Parameters
+    ----------
+    seq : ndarray, shape (T, K, 3)
+
+    Returns
+    -------
+    ndarray of float64, shape (T, K, 3)
+        Zero mean over all points, RMS distance 1 (unchanged scale if degenerate).
+    """
+    seq = np.asarray(seq, dtype=np.float64)
+    centred = seq - seq.reshape(-1, 3).mean(axis=0)  # (T, K, 3)
+    rms = float(np.sqrt((centred**2).sum(axis=-1).mean()))
+    return centred / rms if rms > 0 else centred
+
+
+def resample_indices(n_frames: int, max_frames: int) -> np.ndarray:
+    """Frame indices kept from a sequence of ``n_frames``: all, or ``max_frames`` uniform ones."""
+    if n_frames <= max_frames:
+        return np.arange(n_frames)
+    return np.round(np.linspace(0, n_frames - 1, max_frames)).astype(np.int64)
+
+
+def prepare(
+    sequences: Sequence[np.ndarray], max_frames: int = 128, normalise: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (T, K, 3) sequences into a zero-padded model input.
+
+    Parameters
+    ----------
+    sequences : sequence of ndarray, each shape (T_i, K, 3)
+        Same ``K`` for all.
+    max_frames : int
+        Padded length ``T_max``; longer sequences are resampled uniformly.
+    normalise : bool
+        Apply :func:`normalise_sequence` (before resampling, to the whole sequence).
+
+    Returns
+    -------
+    X : Tensor of float32, shape (N, T_max, K*3)
+        Frames flattened row-major; zeros after each sequence's length.
+    lengths : Tensor of int64, shape (N,)
+        Valid frames per sequence, ``1 <= lengths <= T_max``.
+    """
+    if len(sequences) == 0:
+        raise ValueError("no sequences to prepare")
+    k = np.asarray(sequences[0]).shape[1]
+    X = np.zeros((len(sequences), max_frames, k * 3), dtype=np.float32)  # (N, T_max, K*3)
+    lengths = np.zeros(len(sequences), dtype=np.int64)
+    for i, seq in enumerate(sequences):
+        seq = np.asarray(seq, dtype=np.float64)
+        if seq.ndim != 3 or seq.shape[1:] != (k, 3) or seq.shape[0] < 1:
+            raise ValueError(f"sequence {i}: expected shape (T >= 1, {k}, 3), got {seq.shape}")
+        if normalise:
+            seq = normalise_sequence(seq)
+        seq = seq[resample_indices(seq.shape[0], max_frames)]  # (T_i', K, 3)
+        lengths[i] = seq.shape[0]
+        X[i, : seq.shape[0]] = seq.reshape(seq.shape[0], k * 3)
+    return torch.from_numpy(X), torch.from_numpy(lengths)
+
+
+def padding_mask(lengths: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """Boolean mask (B, T) that is True at padded steps ``t >= lengths[b]``."""
+    return torch.arange(n_steps, device=lengths.device)[None, :] >= lengths[:, None]  # (B, T)
+
+
+def augment(
+    X: torch.Tensor, lengths: torch.Tensor, cfg: StudentConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random training augmentation of a batch; a no-op when every ``augment_*`` is 0.
+
+    Order: frame drop, time warp, rotation about the vertical (y) axis and scaling, both about
+    the centre of each sequence's valid points. Padded frames stay zero. All draws come from
+    ``generator`` (CPU), so a seeded generator reproduces the batch exactly.
+
+    Parameters
+    ----------
+    X : Tensor, shape (B, T, K*3)
+    lengths : Tensor of int64, shape (B,)
+    cfg : StudentConfig
+    generator : torch.Generator
+
+    Returns
+    -------
+    X : Tensor, shape (B, T, K*3)
+    lengths : Tensor of int64, shape (B,)
+    """
+    B, T, F = X.shape
+    dev = X.device
+    x = X.reshape(B, T, F // 3, 3)  # (B, T, K, 3)
+    valid = ~padding_mask(lengths, T)  # (B, T)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator).to(dev)
+
+    if cfg.augment_frame_drop > 0:
+        keep = (rand(B, T) >= cfg.augment_frame_drop) & valid  # (B, T)
+        keep[:, 0] |= ~keep.any(dim=1)  # at least one frame
+        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # kept frames first
+        x = torch.gather(x, 1, order[:, :, None, None].expand_as(x))
+        lengths = keep.sum(dim=1)
+        valid = ~padding_mask(lengths, T)
+    if cfg.augment_time_warp > 0:
+        c = cfg.augment_time_warp * (2 * rand(B, 1) - 1)  # (B, 1)
+        last = (lengths - 1).to(x.dtype)[:, None]  # (B, 1)
+        u = torch.arange(T, device=dev, dtype=x.dtype)[None] / last.clamp(min=1)  # (B, T)
+        pos = (last * (u + c * torch.sin(math.pi * u))).clamp(min=0)
+        pos = torch.minimum(pos, last)  # (B, T) source positions in [0, L-1]
+        lo = pos.floor().long()
+        hi = torch.minimum(lo + 1, (lengths - 1)[:, None])
+        w = (pos - lo)[:, :, None, None]  # (B, T, 1, 1)
+        x_lo = torch.gather(x, 1, lo[:, :, None, None].expand_as(x))
+        x_hi = torch.gather(x, 1, hi[:, :, None, None].expand_as(x))
+        x = (1 - w) * x_lo + w * x_hi
+    if cfg.augment_rotate > 0 or cfg.augment_scale > 0:
+        vm = valid[:, :, None, None].to(x.dtype)  # (B, T, 1, 1)
+        n_points = (vm.sum(dim=(1, 2, 3)) * x.shape[2]).clamp(min=1)  # (B,)
+        centre = (x * vm).sum(dim=(1, 2)) / n_points[:, None]  # (B, 3)
+        x = x - centre[:, None, None]
+        if cfg.augment_rotate > 0:
+            a = math.radians(cfg.augment_rotate) * (2 * rand(B) - 1)  # (B,)
+            cos, sin, zero, one = a.cos(), a.sin(), torch.zeros_like(a), torch.ones_like(a)
+            R = torch.stack([cos, zero, sin, zero, one, zero, -sin, zero, cos], 1).view(B, 3, 3)
+            x = torch.einsum("btkj,bij->btki", x, R.to(x.dtype))  # rotate about y
+        if cfg.augment_scale > 0:
+            s = 1 + cfg.augment_scale * (2 * rand(B) - 1)  # (B,)
+            x = x * s[:, None, None, None].to(x.dtype)
+        x = x + centre[:, None, None]
+    x = x * valid[:, :, None, None].to(x.dtype)  # padded frames back to zero
+    return x.reshape(B, T, F), lengths
+
+
+def sinusoidal_encoding(n_steps: int, d_model: int) -> torch.Tensor:
+    """The fixed sine/cosine positional encoding of "Attention is all you need", (T, d_model)."""
+    pos = torch.arange(n_steps, dtype=torch.float32)[:, None]  # (T, 1)
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(1e4) / d_model))
+    pe = torch.zeros(n_steps, d_model)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)[:, : d_model // 2]
+    return pe
+
+
+class SkeletonTransformer(nn.Module):
+    """Transformer encoder classifier over landmark sequences (batch first).
+
+    input LayerNorm (optional) -> linear projection K*3 -> d_model (or identity) -> positional
+    encoding -> dropout -> ``nn.TransformerEncoder`` with ``src_key_padding_mask`` -> pooling
+    -> LayerNorm -> Linear(d_model, n_classes). ``in_features``, ``n_classes`` and ``cfg`` are
+    kept as attributes (checkpoints rebuild the model from them).
+
+    Parameters
+    ----------
+    in_features : int
+        K*3.
+    n_classes : int
+        Number of classes.
+    cfg : StudentConfig
+    """
+
+    def __init__(self, in_features: int, n_classes: int, cfg: StudentConfig | None = None):
+        super().__init__()
+        cfg = cfg or StudentConfig()
+        if not cfg.input_projection and cfg.d_model != in_features:
+            raise ValueError(
+                f"input_projection=False needs d_model == K*3 = {in_features}, got {cfg.d_model}"
+            )
+        self.cfg, self.in_features, self.n_classes = cfg, in_features, n_classes
+        d = cfg.d_model
+        self.input_norm = nn.LayerNorm(in_features) if cfg.input_layernorm else nn.Identity()
+        self.proj = nn.Linear(in_features, d) if cfg.input_projection else nn.Identity()
+        if cfg.positional == "sinusoidal":
+            self.register_buffer("pos", sinusoidal_encoding(cfg.max_frames, d), persistent=False)
+        elif cfg.positional == "learned":
+            self.pos = nn.Parameter(torch.randn(cfg.max_frames, d) * 0.02)
+        else:
+            self.pos = None
+        self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02) if cfg.pooling == "cls" else None
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.input_projection else nn.Identity()
+        layer = nn.TransformerEncoderLayer(
+            d, cfg.n_heads, cfg.ff_dim, cfg.dropout, activation=cfg.activation,
+            batch_first=True, norm_first=cfg.norm_first,
+        )  # fmt: skip
+        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, n_classes))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, T, K*3)
+            ``T <= max_frames``; zero-padded after each length.
+        lengths : Tensor of int64, shape (B,), optional
+            Valid frames; default all ``T``. Ignored for masking when ``padding_mask=False``.
+
+        Returns
+        -------
+        Tensor, shape (B, n_classes)
+        """
+        B, T, _ = x.shape
+        if T > self.cfg.max_frames:
+            raise ValueError(f"{T} frames > max_frames={self.cfg.max_frames}")
+        if lengths is None or not self.cfg.padding_mask:
+            lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
+        mask = padding_mask(lengths, T)  # (B, T) True = padding
+        h = self.proj(self.input_norm(x))  # (B, T, C)
+        if self.pos is not None:
+            h = h + self.pos[:T]  # (B, T, C)
+        if self.cls is not None:
+            h = torch.cat([self.cls.expand(B, -1, -1), h], dim=1)  # (B, 1+T, C)
+            mask = torch.cat([mask.new_zeros(B, 1), mask], dim=1)  # (B, 1+T)
+        h = self.encoder(self.dropout(h), src_key_padding_mask=mask)  # (B, T', C)
+        if self.cfg.pooling == "cls":
+            pooled = h[:, 0]  # (B, C)
+        elif self.cfg.pooling == "last":
+            pooled = h[torch.arange(B, device=x.device), lengths - 1]  # (B, C)
+        else:
+            keep = (~mask)[:, :, None].to(h.dtype)  # (B, T, 1)
+            pooled = (h * keep).sum(dim=1) / lengths[:, None].to(h.dtype)  # (B, C)
+        return self.head(pooled)  # (B, n_classes)
