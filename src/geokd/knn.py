@@ -18,7 +18,10 @@ Conventions (used by :mod:`geokd.teacher` too):
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -252,3 +255,28 @@ def knn_evaluate(
         "best_k": best_k,
         "best_accuracy": per_k[str(best_k)]["accuracy"],
     }
+
+
+def run_knn(
+    matrix_path: str | os.PathLike,
+    split_table: str | os.PathLike,
+    out_json: str | os.PathLike,
+    ks: Iterable[int] = range(1, 31),
+) -> dict:
+    """Evaluate KNN on a test x train matrix of a split table; write the result as JSON.
+
+    ``n_classes`` is the split table's ``max label + 1``. The output adds ``matrix`` (file
+    name) and ``metric`` (from the matrix sidecar) to :func:`knn_evaluate`'s dict.
+    """
+    from .atomic import write_text
+    from .shards import load_aligned
+
+    D, sidecar, test, train = load_aligned(matrix_path, split_table, "test", "train")
+    n_classes = int(max(test["label"].max(), train["label"].max())) + 1
+    result = knn_evaluate(D, train["label"].to_numpy(), test["label"].to_numpy(), ks, n_classes)
+    result = {
+        "matrix": Path(matrix_path).name,
+        "metric": sidecar["metric"],
+    } | result
+    write_text(out_json, json.dumps(result, indent=1) + "\n")
+    return result

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .atomic import write_bytes, write_text
 from .checksum import sha256_bytes
@@ -240,3 +241,29 @@ def planned_blocks(
     n_query = len(split_ids(split_table, query))
     n_ref = len(split_ids(split_table, reference))
     return plan_blocks(n_query, n_ref, block_size, query == reference)
+
+
+def load_aligned(
+    matrix_path: str | os.PathLike, split_table: str | os.PathLike, query: str, reference: str
+) -> tuple[np.ndarray, dict, pd.DataFrame, pd.DataFrame]:
+    """Load a (query x reference) matrix, its sidecar, and the split-table rows of its rows
+    and of its columns.
+
+    Raises :class:`InputError` naming the matrix when its row or column ids are not the
+    split table's ``query`` / ``reference`` ids in order.
+    """
+    D, sidecar = load_matrix(matrix_path)
+    table = read_split(split_table)
+    parts = []
+    for key, split in (("row_ids", query), ("col_ids", reference)):
+        part = table[table["split"] == split].reset_index(drop=True)
+        want = part["sequence_id"].astype(str).tolist()
+        got = [str(s) for s in sidecar.get(key) or []]
+        if got != want:
+            raise InputError(
+                matrix_path,
+                f"{key} ({len(got)}) are not the '{split}' ids of {split_table} ({len(want)}) "
+                "in order: the matrix belongs to another split table",
+            )
+        parts.append(part)
+    return D, sidecar, parts[0], parts[1]

@@ -28,9 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .checksum import sha256_file
 from .errors import InputError
 from .knn import _as_labels, _check_matrix, neighbours
-from .shards import load_matrix
+from .shards import load_aligned
 from .splits import read_split
 
 NORMALISATIONS = ("minmax_offdiag", "minmax", "none")
@@ -362,18 +363,9 @@ def make_soft_labels(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    D, sidecar = load_matrix(matrix_path)
+    D, _, train, _ = load_aligned(matrix_path, split_table, "train", "train")
     table = read_split(split_table)
-    train = table[table["split"] == "train"]
     train_ids = train["sequence_id"].astype(str).tolist()
-    for key in ("row_ids", "col_ids"):
-        got = [str(s) for s in sidecar.get(key) or []]
-        if got != train_ids:
-            raise InputError(
-                matrix_path,
-                f"{key} ({len(got)}) are not the train ids of {split_table} ({len(train_ids)}) "
-                "in order; not the train x train matrix of this split table",
-            )
     if n_classes is None:
         n_classes = int(table["label"].max()) + 1
     y = train["label"].to_numpy()
@@ -397,7 +389,7 @@ def make_soft_labels(
         "method": method,
         "params": resolved,
         "matrix": Path(matrix_path).name,
-        "matrix_sha256": sidecar.get("sha256"),
+        "matrix_sha256": sha256_file(matrix_path),
         "split_table": Path(split_table).name,
     }
     write_soft_labels(out_path, train_ids, P, class_names, metadata=meta)
