@@ -1,23 +1,26 @@
 # Shared set-up: config validation, wildcard constraints and named input/param functions.
 # Anything bigger than path and argument plumbing belongs in src/geokd.
-import os
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-# Jobs run `python -m geokd`: use the interpreter that runs Snakemake (the project's venv) and
-# the package sources of this checkout, also under --sdm conda where `python` is the env's.
-os.environ["PATH"] = os.pathsep.join(
-    [str(Path(sys.executable).parent), os.environ["PATH"]]
+# Jobs run `python -m geokd` with this checkout's sources on PYTHONPATH. Without --sdm conda,
+# `python` is the interpreter that runs Snakemake (the project's venv, activated or not); with
+# it, the rule's conda env.
+SRC = Path(workflow.basedir).parent / "src"
+# (shell.prefix formats its argument: doubled braces survive as shell braces)
+_prefix = (
+    f'set -euo pipefail; export PYTHONPATH="{SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
 )
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [str(Path(workflow.basedir).parent / "src"), os.environ.get("PYTHONPATH", "")]
-).rstrip(os.pathsep)
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    _prefix += f'export PATH="{Path(sys.executable).parent}:$PATH"; '
+shell.prefix(_prefix)
 
-sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+sys.path.insert(0, str(SRC))
 from geokd.shards import matrix_pairs, planned_blocks  # noqa: E402
 
 DATASETS = config["datasets"]
@@ -90,6 +93,10 @@ def distance_blocks(wildcards):
             split, wildcards.query, wildcards.reference, block_size()
         )
     ]
+
+
+def distance_block_sidecars(wildcards):
+    return [f"{path}.json" for path in distance_blocks(wildcards)]
 
 
 def matrix_args(wildcards):

@@ -34,6 +34,7 @@ rule distance_matrix:
         store="data/interim/{dataset}/sequences.parquet",
         split="results/{dataset}/{protocol}/split.tsv",
         blocks=distance_blocks,
+        sidecars=distance_block_sidecars,
     output:
         npy="results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}.npy",
         sidecar="results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}.npy.json",
