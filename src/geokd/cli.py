@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -93,6 +94,85 @@ def _cmd_distances_assemble(args: argparse.Namespace) -> None:
     print(f"wrote {matrix.shape} matrix to {args.out}", file=sys.stderr)
 
 
+def _json_option(text: str, what: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(what, f"not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise InputError(what, "expected a JSON object")
+    return value
+
+
+def _cmd_teacher(args: argparse.Namespace) -> None:
+    from .atomic import write_text
+    from .teacher import make_soft_labels
+
+    params = _json_option(args.options, "--options")
+    result = make_soft_labels(args.matrix, args.split, args.out, args.method, **params)
+    write_text(args.diagnostics, json.dumps(result, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {args.out}: LOO accuracy {result['accuracy']:.3f}", file=sys.stderr)
+
+
+def _cmd_knn(args: argparse.Namespace) -> None:
+    from .knn import run_knn
+
+    result = run_knn(args.matrix, args.split, args.out, range(1, args.k_max + 1))
+    acc = result["per_k"]["1"]["accuracy"]
+    print(f"wrote {args.out}: 1-NN accuracy {acc:.3f}", file=sys.stderr)
+
+
+def _cmd_knn_latency(args: argparse.Namespace) -> None:
+    from .knn import knn_latency
+
+    params = _json_option(args.options, "--options")
+    result = knn_latency(
+        args.store, args.split, args.out, metric=args.metric, n_queries=args.n_queries,
+        n_jobs=args.threads, **params,
+    )  # fmt: skip
+    print(f"1-NN query: {result['ms_per_query']:.1f} ms", file=sys.stderr)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .student import StudentConfig
+    from .train import TrainConfig, run_training
+
+    options = _json_option(args.options, "--options")
+    unknown = set(options) - {"train", "student"}
+    if unknown:
+        raise InputError("--options", f"unknown section(s) {sorted(unknown)}: use train, student")
+    train_options = {**options.get("train", {}), "progress": False}
+    if args.threads:
+        train_options["num_threads"] = args.threads
+    try:
+        tcfg = TrainConfig(**train_options)
+        scfg = StudentConfig(**options.get("student", {}))
+    except TypeError as exc:
+        raise InputError("--options", str(exc)) from exc
+    result = run_training(
+        args.store, args.split, args.soft_labels, args.out_dir, args.mode, args.seed, tcfg, scfg
+    )
+    acc = result["test"]["accuracy"]
+    print(f"{args.mode} seed {args.seed}: test accuracy {acc:.3f}", file=sys.stderr)
+
+
+def _cmd_summarize(args: argparse.Namespace) -> None:
+    from .summary import summarize
+
+    config = _json_option(args.config, "--config")
+    summarize(
+        args.out,
+        knn=args.knn,
+        teachers=args.teacher,
+        runs=args.run,
+        latency=args.latency,
+        store=args.store,
+        config=config,
+        dataset=args.dataset,
+        protocol=args.protocol,
+    )
+
+
 def _matrix_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query", default="test", help="query split (rows), default test")
     parser.add_argument("--reference", default="train", help="reference split (columns)")
@@ -165,6 +245,55 @@ def build_parser() -> argparse.ArgumentParser:
     asm.add_argument("blocks", nargs="+", help="the block files")
     _matrix_options(asm)
     asm.set_defaults(func=_cmd_distances_assemble)
+
+    teacher = sub.add_parser("teacher", help="soft labels from the train x train matrix")
+    teacher.add_argument("matrix", help="train x train distance matrix (.npy with sidecar)")
+    teacher.add_argument("split", help="split table (TSV)")
+    teacher.add_argument("out", help="output soft labels (Parquet)")
+    teacher.add_argument("diagnostics", help="output diagnostics (JSON)")
+    teacher.add_argument("--method", choices=["softmax", "nngk"], default="softmax")
+    teacher.add_argument("--options", default="{}", help="method parameters as a JSON object")
+    teacher.set_defaults(func=_cmd_teacher)
+
+    knn = sub.add_parser("knn", help="KNN accuracy for k = 1..K on the test x train matrix")
+    knn.add_argument("matrix", help="test x train distance matrix (.npy with sidecar)")
+    knn.add_argument("split", help="split table (TSV)")
+    knn.add_argument("out", help="output JSON")
+    knn.add_argument("--k-max", type=int, default=30, help="largest k (default 30)")
+    knn.set_defaults(func=_cmd_knn)
+
+    lat = sub.add_parser("knn-latency", help="time exact Procrustes-DTW 1-NN test queries")
+    lat.add_argument("store", help="Parquet sequence store")
+    lat.add_argument("split", help="split table (TSV)")
+    lat.add_argument("out", help="output JSON")
+    lat.add_argument("--metric", default="procrustes")
+    lat.add_argument("--n-queries", type=int, default=5, help="test queries to time")
+    lat.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    lat.add_argument("--options", default="{}", help="metric parameters as a JSON object")
+    lat.set_defaults(func=_cmd_knn_latency)
+
+    train = sub.add_parser("train", help="train one student (transformer or distilled)")
+    train.add_argument("store", help="Parquet sequence store")
+    train.add_argument("split", help="split table (TSV)")
+    train.add_argument("out_dir", help="output folder: model.pt, history.json, metrics.json")
+    train.add_argument("--mode", choices=["transformer", "distilled"], default="transformer")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--soft-labels", help="teacher soft labels (Parquet), for distilled")
+    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument(
+        "--options", default="{}", help='JSON: {"train": {...TrainConfig}, "student": {...}}'
+    )
+    train.set_defaults(func=_cmd_train)
+
+    summ = sub.add_parser("summarize", help="gather one dataset/protocol into summary.json")
+    summ.add_argument("out", help="output summary (JSON)")
+    summ.add_argument("--dataset", required=True)
+    summ.add_argument("--protocol", required=True)
+    summ.add_argument("--store", required=True, help="sequence store (its checksum)")
+    summ.add_argument("--config", default="{}", help="the resolved config (JSON) to hash")
+    for name in ("knn", "teacher", "run", "latency"):
+        summ.add_argument(f"--{name}", nargs="*", default=[], help=f"{name} JSON files")
+    summ.set_defaults(func=_cmd_summarize)
 
     report = sub.add_parser("report", help="write the self-contained HTML report")
     report.add_argument("out", help="output HTML file")

@@ -280,3 +280,50 @@ def run_knn(
     } | result
     write_text(out_json, json.dumps(result, indent=1) + "\n")
     return result
+
+
+def knn_latency(
+    store: str | os.PathLike,
+    split_table: str | os.PathLike,
+    out_json: str | os.PathLike,
+    *,
+    metric: str = "procrustes",
+    n_queries: int = 5,
+    n_jobs: int | None = 1,
+    **metric_params,
+) -> dict:
+    """Time exact Procrustes-DTW 1-NN queries of test sequences against the whole training set.
+
+    The training sequences are prepared once (as a deployed KNN would hold them); each of the
+    first ``n_queries`` test sequences is then queried alone, with pruning (early abandoning
+    and lower bounds, :func:`geokd.distances.knn_query`) and without, after one untimed
+    warm-up query. Reports the median milliseconds per query of both.
+    """
+    import time
+
+    from .atomic import write_text
+    from .distances import knn_query, prepare
+    from .errors import InputError
+    from .splits import read_split
+    from .store import load_sequences
+
+    sequences, meta = load_sequences(store)
+    table = read_split(split_table)
+    index = {sid: i for i, sid in enumerate(meta["sequence_id"].astype(str))}
+    ids = {s: table.loc[table["split"] == s, "sequence_id"].astype(str) for s in ("train", "test")}
+    refs = prepare([sequences[index[s]] for s in ids["train"]], metric, **metric_params)
+    queries = [sequences[index[s]] for s in ids["test"][:n_queries]]
+    if not queries:
+        raise InputError(split_table, "no test sequences to time")
+    result: dict = {"metric": metric, "n_queries": len(queries), "n_references": len(refs)}
+    for prune, key in ((True, "ms_per_query"), (False, "ms_per_query_full")):
+        knn_query(queries[0], refs, 1, metric=metric, prune=prune, n_jobs=n_jobs, **metric_params)
+        times = []
+        for q in queries:
+            t0 = time.perf_counter()
+            knn_query(q, refs, 1, metric=metric, prune=prune, n_jobs=n_jobs, **metric_params)
+            times.append(time.perf_counter() - t0)
+        result[key] = float(np.median(times)) * 1000.0
+    result["threads"] = n_jobs
+    write_text(out_json, json.dumps(result, indent=1) + "\n")
+    return result

@@ -32,7 +32,6 @@ import copy
 import json
 import math
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -47,6 +46,7 @@ from .atomic import atomic_path, write_text
 from .checksum import sha256_file
 from .errors import InputError
 from .knn import metrics
+from .provenance import git_revision
 from .splits import read_split
 from .store import load_sequences
 from .student import SkeletonTransformer, StudentConfig, augment, prepare
@@ -408,22 +408,6 @@ def train(
         if best_state is not None:
             model.load_state_dict(best_state)
     return model.eval(), history
-
-
-def git_revision() -> str:
-    """``git rev-parse HEAD`` of the source tree, or ``"unknown"``."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 def save_checkpoint(

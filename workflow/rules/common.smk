@@ -1,5 +1,6 @@
 # Shared set-up: config validation, wildcard constraints and named input/param functions.
 # Anything bigger than path and argument plumbing belongs in src/geokd.
+import json
 import sys
 from pathlib import Path
 
@@ -40,6 +41,13 @@ wildcard_constraints:
     protocol=_alternatives(
         sorted({p for d in DATASETS.values() for p in d["protocols"]})
     ),
+    query="train|val|test",
+    reference="train|val|test",
+    metric="procrustes|paper|euclidean|hand",
+    bi=r"\d+",
+    bj=r"\d+",
+    method="softmax|nngk",
+    seed=r"\d+",
 
 
 def store_path(dataset):
@@ -72,8 +80,21 @@ def all_matrices():
     ]
 
 
+TEACHER = config.get("teacher", {})
+TRAINING = config.get("training", {})
+KNN = config.get("knn", {})
+
+
+def summary_path(dataset, protocol):
+    return f"results/{dataset}/{protocol}/summary.json"
+
+
+def all_summaries():
+    return [summary_path(d, p) for d in DATASETS for p in DATASETS[d]["protocols"]]
+
+
 def all_outputs():
-    return ["results/report.html", *all_matrices()]
+    return ["results/report.html", *all_matrices(), *all_summaries()]
 
 
 def block_size():
@@ -109,6 +130,66 @@ def matrix_args(wildcards):
     if DISTANCES.get("window") is not None:
         args.append(f"--window {DISTANCES['window']}")
     return " ".join(args)
+
+
+def teacher_metric():
+    return TEACHER.get("metric", "procrustes")
+
+
+def teacher_matrix(wildcards):
+    return matrix_path(
+        wildcards.dataset, wildcards.protocol, teacher_metric(), "train", "train"
+    )
+
+
+def teacher_options(wildcards):
+    return json.dumps(TEACHER.get(wildcards.method, {}), sort_keys=True)
+
+
+def distillation_teacher(wildcards):
+    method = TEACHER.get("distill_from", "softmax")
+    return f"results/{wildcards.dataset}/{wildcards.protocol}/teacher/{method}.parquet"
+
+
+def knn_k_max(wildcards):
+    return KNN.get("k_max", 30)
+
+
+def latency_queries(wildcards):
+    return KNN.get("latency_queries", 5)
+
+
+def metric_options(wildcards):
+    return json.dumps(DISTANCES.get("metric_params", {}).get(wildcards.metric, {}))
+
+
+def training_options(wildcards):
+    options = {k: TRAINING.get(k, {}) for k in ("train", "student")}
+    return json.dumps(options, sort_keys=True)
+
+
+def config_json(wildcards):
+    return json.dumps(config, sort_keys=True)
+
+
+def summary_inputs(wildcards):
+    d, p = wildcards.dataset, wildcards.protocol
+    seeds = TRAINING.get("seeds", [0, 1, 2])
+    models = ("transformer", "distilled")
+    return {
+        "store": store_path(d),
+        "knn": [f"results/{d}/{p}/knn/{m}.json" for m in metrics(d)],
+        "latency": [f"results/{d}/{p}/knn/latency_{teacher_metric()}.json"],
+        "teachers": [
+            f"results/{d}/{p}/teacher/{m}.json"
+            for m in TEACHER.get("methods", ["softmax", "nngk"])
+        ],
+        "runs": [
+            f"results/{d}/{p}/models/{m}/seed{s}/metrics.json"
+            for m in models
+            for s in seeds
+        ],
+    }
 
 
 def block_mem_mb(wildcards, input):
@@ -149,6 +230,7 @@ def report_inputs(wildcards):
         "stores": [store_path(d) for d in DATASETS],
         "splits": all_splits(),
         "matrices": all_matrices(),
+        "summaries": all_summaries(),
     }
 
 

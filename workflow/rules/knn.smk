@@ -1,0 +1,42 @@
+# Test x train distance matrix -> KNN baseline; exact 1-NN query latency.
+
+
+rule knn:
+    input:
+        matrix="results/{dataset}/{protocol}/distances/{metric}/test-train.npy",
+        split="results/{dataset}/{protocol}/split.tsv",
+    output:
+        "results/{dataset}/{protocol}/knn/{metric}.json",
+    log:
+        "logs/knn/{dataset}/{protocol}/{metric}.log",
+    benchmark:
+        "benchmarks/knn/{dataset}/{protocol}/{metric}.tsv"
+    conda:
+        "../envs/core.yaml"
+    params:
+        k_max=knn_k_max,
+    shell:
+        "python -m geokd knn {input.matrix} {input.split} {output} --k-max {params.k_max}"
+        " > {log} 2>&1"
+
+
+rule knn_latency:
+    input:
+        store="data/interim/{dataset}/sequences.parquet",
+        split="results/{dataset}/{protocol}/split.tsv",
+    output:
+        "results/{dataset}/{protocol}/knn/latency_{metric}.json",
+    log:
+        "logs/knn_latency/{dataset}/{protocol}/{metric}.log",
+    benchmark:
+        "benchmarks/knn_latency/{dataset}/{protocol}/{metric}.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    params:
+        n_queries=latency_queries,
+        options=metric_options,
+    shell:
+        "python -m geokd knn-latency {input.store} {input.split} {output}"
+        " --metric {wildcards.metric} --n-queries {params.n_queries} --threads {threads}"
+        " --options '{params.options}' > {log} 2>&1"

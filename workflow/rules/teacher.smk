@@ -1,0 +1,22 @@
+# Train x train distance matrix -> soft class probabilities (the teacher), per method.
+
+
+rule soft_labels:
+    input:
+        matrix=teacher_matrix,
+        split="results/{dataset}/{protocol}/split.tsv",
+    output:
+        labels="results/{dataset}/{protocol}/teacher/{method}.parquet",
+        diagnostics="results/{dataset}/{protocol}/teacher/{method}.json",
+    log:
+        "logs/soft_labels/{dataset}/{protocol}/{method}.log",
+    benchmark:
+        "benchmarks/soft_labels/{dataset}/{protocol}/{method}.tsv"
+    conda:
+        "../envs/core.yaml"
+    params:
+        options=teacher_options,
+    shell:
+        "python -m geokd teacher {input.matrix} {input.split} {output.labels}"
+        " {output.diagnostics} --method {wildcards.method} --options '{params.options}'"
+        " > {log} 2>&1"
