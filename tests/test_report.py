@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,10 +18,14 @@ from matplotlib.figure import Figure
 
 import geokd
 from geokd import plots
+from geokd import plots_results as rplots
+from geokd import summary as summary_mod
 from geokd.errors import InputError
 from geokd.report import DatasetEntry, build_report
+from geokd.shards import write_npy_with_sidecar
 from geokd.skeleton import UTD_MHAD_BONES, UTD_MHAD_JOINTS
 from geokd.store import StoreInfo, load_sequences, write_store
+from geokd.teacher import diagnostics, write_soft_labels
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVIL = '<script>alert("x")</script>'
@@ -264,3 +270,513 @@ def test_other_figures_have_labels_and_save_deterministically(built, tmp_path):
         assert first.read_bytes() == second.read_bytes()
     assert paths[0].read_bytes().startswith(PNG_SIGNATURE)
     assert b"matplotlib.org" not in paths[1].read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# Results sections: a hand-made results folder (always) and the real workflow run (if present)
+# ---------------------------------------------------------------------------------------------
+
+WF = Path("/tmp/wf")
+SECTION_TITLES = {
+    "acc": "Accuracy and inference speed",
+    "dist": "Distances",
+    "knn": "k-NN accuracy against k",
+    "teacher": "Teacher",
+    "curves": "Training curves",
+    "confusion": "Confusion matrices and per-class accuracy",
+}
+RUN_FACTS_TITLES = (
+    "Run facts",
+    "Wall time and memory per rule",
+    "Software and revision",
+    "Data checksums (SHA-256)",
+)
+# per protocol: heat map + histogram, k-NN curve, 1 soft-label figure, training curves,
+# 2 confusion matrices, per-class bars
+N_RESULT_FIGURES = 8
+# test split of the toy store (subjects 3, 4): 3 classes x 2 subjects x 2 trials, 4 per class
+KNN_CORRECT = {1: (4, 3, 2), 2: (3, 3, 2), 3: (4, 4, 2)}
+MODEL_CORRECT = {"transformer": ((2, 2, 1), (3, 2, 2)), "distilled": ((4, 3, 1), (3, 3, 3))}
+
+
+def _assert_self_contained(text: str) -> _Collector:
+    """No script, no external reference; every <img> a valid PNG data URI; anchors exist."""
+    parsed = _parse(text)
+    assert "script" not in parsed.tags
+    for src in parsed.imgs:
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        png = base64.b64decode(src[len(prefix) :], validate=True)
+        assert png.startswith(PNG_SIGNATURE)
+    for link in parsed.links:
+        assert link.startswith(("#", "data:image/png;base64,"))
+        if link.startswith("#"):
+            assert f'id="{link[1:]}"' in text
+    rest = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text.lower())
+    for bad in ("http://", "https://", "//", "url(", "@import", "<script"):
+        assert bad not in rest
+    return parsed
+
+
+def _class_metrics(correct: tuple[int, ...]) -> dict:
+    """Test metrics of 12 sequences, 4 per class; misses go to the next class."""
+    C = len(correct)
+    cm = np.zeros((C, C), dtype=int)
+    for c, n in enumerate(correct):
+        cm[c, c] = n
+        cm[c, (c + 1) % C] = 4 - n
+    acc = sum(correct) / 12
+    return {
+        "n": 12,
+        "accuracy": acc,
+        "macro_f1": acc - 0.01,
+        "confusion": cm.tolist(),
+        "per_class_accuracy": [n / 4 for n in correct],
+        "support": [4] * C,
+    }
+
+
+def _write_json(path: Path, obj: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    return path
+
+
+def _make_results(store: Path, rdir: Path, protocol: str = "paper") -> Path:
+    """A results folder like the workflow's, from hand-made files, with a summary.json."""
+    rng = np.random.default_rng(7)
+    rdir.mkdir(parents=True, exist_ok=True)
+    split = _write_split(store, rdir / "split.tsv", [1, 2], [3, 4])
+    table = pd.read_csv(split, sep="\t")
+    train, test = table[table["split"] == "train"], table[table["split"] == "test"]
+    tr_ids, y = train["sequence_id"].astype(str).tolist(), train["label"].to_numpy()
+    te_ids = test["sequence_id"].astype(str).tolist()
+    X = rng.normal(size=(len(tr_ids), 4)) + 3.0 * y[:, None]
+    Xt = rng.normal(size=(len(te_ids), 4)) + 3.0 * test["label"].to_numpy()[:, None]
+    dist = rdir / "distances" / "procrustes"
+    write_npy_with_sidecar(
+        dist / "train-train.npy",
+        np.linalg.norm(X[:, None] - X[None], axis=-1),
+        {"row_ids": tr_ids, "col_ids": tr_ids, "metric": "procrustes"},
+    )
+    write_npy_with_sidecar(
+        dist / "test-train.npy",
+        np.linalg.norm(Xt[:, None] - X[None], axis=-1),
+        {"row_ids": te_ids, "col_ids": tr_ids, "metric": "procrustes"},
+    )
+    P = rng.dirichlet(np.ones(3), size=len(tr_ids))
+    teacher = rdir / "teacher"
+    write_soft_labels(teacher / "softmax.parquet", tr_ids, P, CLASSES, {"method": "softmax"})
+    params = {"temperature": 3.0, "note": EVIL}
+    teachers = [
+        _write_json(
+            teacher / "softmax.json", {**diagnostics(P, y), "method": "softmax", "params": params}
+        )
+    ]
+    per_k = {str(k): {"k": k, **_class_metrics(c)} for k, c in KNN_CORRECT.items()}
+    knn = [
+        _write_json(
+            rdir / "knn" / "procrustes.json",
+            {
+                "metric": "procrustes",
+                "ks": sorted(KNN_CORRECT),
+                "n_classes": 3,
+                "per_k": per_k,
+                "best_k": 3,
+                "best_accuracy": per_k["3"]["accuracy"],
+            },
+        )
+    ]
+    latency = [
+        _write_json(
+            rdir / "knn" / "latency_procrustes.json",
+            {"metric": "procrustes", "ms_per_query": 12.3456, "n_queries": 3},
+        )
+    ]
+    runs = []
+    for mode, per_seed in MODEL_CORRECT.items():
+        for seed, correct in enumerate(per_seed):
+            run = rdir / "models" / mode / f"seed{seed}"
+            epochs = [1, 2, 3, 4, 5]
+            loss = [2.0 / (e + seed) for e in epochs]
+            history = {
+                "epoch": epochs,
+                "loss": loss,
+                "ce": [v * 1.1 for v in loss],
+                "eval": {
+                    "test": {"epoch": epochs, "accuracy": [0.1 * e + 0.05 * seed for e in epochs]}
+                },
+            }
+            _write_json(run / "history.json", history)
+            metrics = {
+                "mode": mode,
+                "seed": seed,
+                "epoch": 5,
+                "class_names": CLASSES,
+                "test": _class_metrics(correct),
+                "train": _class_metrics((4, 4, 4)),
+                "latency_ms_per_sample": {"batch_1": 0.5 + 0.25 * seed, "batch_16": 0.125 + seed},
+            }
+            runs.append(_write_json(run / "metrics.json", metrics))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(summary_mod, "git_revision", lambda: "0123abcd" * 5)
+        summary_mod.summarize(
+            rdir / "summary.json",
+            knn=knn,
+            teachers=teachers,
+            runs=runs,
+            latency=latency,
+            store=store,
+            config={"seed": 0},
+            dataset="toy",
+            protocol=protocol,
+        )
+    return rdir
+
+
+def _write_benchmarks(root: Path) -> Path:
+    header = "s\th:m:s\tmax_rss\tmax_vms\n"
+    files = {
+        "train_distilled/toy/paper/seed0.tsv": "2.5\t0:00:02\t100.5\t900\n",
+        "train_distilled/toy/paper/seed1.tsv": "3.5\t0:00:03\t120.4\t900\n",
+        "knn/toy/paper/procrustes.tsv": "0.75\t0:00:00\t-\t-\n",
+    }
+    for rel, row in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(header + row)
+    return root
+
+
+@pytest.fixture(scope="module")
+def results_built(built):
+    """The toy store with a hand-made results folder and benchmarks, and its report."""
+    tmp = built["tmp"] / "with_results"
+    rdir = _make_results(built["store"], tmp / "results" / "toy" / "paper")
+    bench = _write_benchmarks(tmp / "benchmarks")
+    entries = [
+        DatasetEntry(
+            name="Toy & friends",
+            store=built["store"],
+            splits={"paper": rdir / "split.tsv"},
+            results={"paper": rdir},
+        )
+    ]
+    out = tmp / "report.html"
+    build_report(out, entries, benchmarks_dir=bench)
+    summary = json.loads((rdir / "summary.json").read_text())
+    return {
+        "tmp": tmp,
+        "rdir": rdir,
+        "bench": bench,
+        "entries": entries,
+        "out": out,
+        "summary": summary,
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def _assert_tables_match_summary(text: str, summary: dict) -> None:
+    """The accuracy and inference tables of a protocol show the summary's numbers."""
+    for metric, res in summary["knn"].items():
+        f1 = res["macro_f1_per_k"]
+        assert (
+            f'<td>KNN 1-NN ({metric})</td><td class="num">{_pct(res["k1_accuracy"])}</td>'
+            f'<td class="num">{_pct(f1["1"])}</td>'
+        ) in text
+        k = res["best_k"]
+        assert (
+            f"<td>KNN best k = {k} ({metric}; k chosen on test: optimistic)</td>"
+            f'<td class="num">{_pct(res["best_accuracy"])}</td>'
+            f'<td class="num">{_pct(f1[str(k)])}</td>'
+        ) in text
+    for mode, title in (
+        ("transformer", "Transformer (labels only)"),
+        ("distilled", "Distilled student"),
+    ):
+        res = summary[mode]
+        cell = f"{_pct(res['accuracy_mean'])} ± {_pct(res['accuracy_std'])}"
+        seeds = ", ".join(
+            f"{s}: {_pct(a)}" for s, a in sorted(res["per_seed"].items(), key=lambda x: int(x[0]))
+        )
+        assert (
+            f'<td>{title}</td><td class="num">{cell}</td>'
+            f'<td class="num">{_pct(res["macro_f1_mean"])}</td>'
+            f'<td class="num">{res["n_seeds"]}</td><td class="num">{seeds}</td>'
+        ) in text
+    inf = summary["inference"]
+    for key, unit in (
+        ("student_ms_per_sample", "ms/sample"),
+        ("student_ms_per_sample_batched", "ms/sample"),
+        ("knn_ms_per_sample", "ms/query"),
+    ):
+        assert f'<td class="num">{inf[key]:.3f}</td><td>{unit}</td>' in text
+    assert f'<td class="num">{inf["speedup"]:.1f}</td><td>&times;</td>' in text
+
+
+def test_results_report_has_every_section_and_valid_pngs(results_built):
+    text = results_built["out"].read_text(encoding="utf-8")
+    parsed = _assert_self_contained(text)
+    # 3 dataset figures + 1 split figure + the results figures of one protocol
+    assert len(parsed.imgs) == 4 + N_RESULT_FIGURES
+    assert '<h4 id="ds0-r0">Results: protocol paper</h4>' in text
+    for key, title in SECTION_TITLES.items():
+        assert f'<h5 id="ds0-r0-{key}">{html.escape(title)}</h5>' in text
+    for title in RUN_FACTS_TITLES:
+        assert f">{html.escape(title)}</h" in text
+    assert "Not shown" not in text
+    assert '<a href="#ds0-r0">results, protocol paper</a>' in text
+    # evil text from the results (teacher parameters) is escaped
+    assert "<script" not in text.lower() and html.escape(EVIL, quote=True) in text
+
+
+def test_results_tables_equal_the_summary(results_built):
+    text = results_built["out"].read_text(encoding="utf-8")
+    summary = results_built["summary"]
+    _assert_tables_match_summary(text, summary)
+    # hand-made values, checked independently of the summary
+    assert summary["distilled"]["per_seed"] == {"0": 8 / 12, "1": 9 / 12}
+    assert (
+        f"{100 * np.mean([8 / 12, 9 / 12]):.2f} ± {100 * np.std([8 / 12, 9 / 12], ddof=1):.2f}"
+        in text
+    )
+    assert '<td class="num">0.625</td><td>ms/sample</td>' in text  # batch 1: mean of 0.5, 0.75
+    assert '<td class="num">0.125</td><td>ms/sample</td>' in text  # batched: best of 0.125, 1.125
+    assert '<td class="num">12.346</td><td>ms/query</td>' in text
+    assert f'<td class="num">{12.3456 / 0.625:.1f}</td>' in text
+    # k-NN table: queries, 1-NN, best k, latency
+    assert (
+        '<td>procrustes</td><td class="num">12</td><td class="num">75.00</td>'
+        '<td class="num">74.00</td><td class="num">3</td><td class="num">83.33</td>'
+        '<td class="num">12.346</td>'
+    ) in text
+    # teacher diagnostics
+    diag = summary["teacher"]["softmax"]
+    assert (
+        f'<td>softmax</td><td class="num">{_pct(diag["accuracy"])}</td>'
+        f'<td class="num">{diag["mean_entropy"]:.3f}</td>'
+        f'<td class="num">{diag["mean_normalised_entropy"]:.3f}</td>'
+        f'<td class="num">{diag["ece"]:.3f}</td>'
+        f'<td class="num">{diag["mean_true_class_probability"]:.3f}</td>'
+    ) in text
+
+
+def test_run_facts_benchmarks_provenance_and_checksums(results_built):
+    text = results_built["out"].read_text(encoding="utf-8")
+    assert (
+        '<td>train_distilled</td><td class="num">2</td><td class="num">6.00</td>'
+        '<td class="num">3.50</td><td class="num">120.4</td>'
+    ) in text
+    # max_rss "-" (not measured) is shown as a dash
+    assert (
+        '<td>knn</td><td class="num">1</td><td class="num">0.75</td>'
+        '<td class="num">0.75</td><td class="num">&ndash;</td>'
+    ) in text
+    assert (
+        '<td><strong>all rules</strong></td><td class="num">3</td><td class="num">6.75</td>'
+        '<td class="num">3.50</td><td class="num">120.4</td>'
+    ) in text
+    prov = results_built["summary"]["provenance"]
+    assert f"<code>{'0123abcd' * 5}</code>" in text
+    assert f"<code>{prov['config_hash']}</code>" in text
+    assert f"numpy {prov['packages']['numpy']}" in text
+    rdir = results_built["rdir"]
+    assert f"<code>{prov['data_sha256']}</code> (matches the store)" in text
+    assert hashlib.sha256((rdir / "split.tsv").read_bytes()).hexdigest() in text
+    side = json.loads((rdir / "distances/procrustes/train-train.npy.json").read_text())
+    assert f"procrustes/train-train.npy: <code>{side['sha256']}</code>" in text
+    # an explicit provenance replaces the summaries'
+    out = results_built["tmp"] / "prov.html"
+    build_report(out, results_built["entries"], provenance={"git_revision": "feedface"})
+    again = out.read_text()
+    assert "<code>feedface</code>" in again and "0123abcd" not in again
+    assert "No Snakemake benchmark files" in again
+
+
+def test_results_report_is_deterministic_and_writes_figures(results_built):
+    figs = results_built["tmp"] / "figs"
+    again = results_built["tmp"] / "again" / "report.html"
+    build_report(again, results_built["entries"], figs, benchmarks_dir=results_built["bench"])
+    assert again.read_bytes() == results_built["out"].read_bytes()
+    keys = [
+        "distances_procrustes",
+        "distance_hist_procrustes",
+        "knn_vs_k",
+        "soft_labels_softmax",
+        "training_curves",
+        "confusion_knn",
+        "confusion_distilled",
+        "per_class_accuracy",
+    ]
+    names = {p.name for p in figs.iterdir()}
+    slug = "Toy_friends"
+    for key in keys:
+        assert {f"{slug}_paper_{key}.png", f"{slug}_paper_{key}.pdf"} <= names
+    assert len(names) == 2 * (3 + len(keys))
+    pdf = (figs / f"{slug}_paper_training_curves.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and b"matplotlib.org" not in pdf
+
+
+def test_missing_result_files_skip_their_sections(results_built, tmp_path):
+    rdir = tmp_path / "paper"
+    shutil.copytree(results_built["rdir"], rdir)
+    shutil.rmtree(rdir / "teacher")
+    shutil.rmtree(rdir / "models")
+    (rdir / "summary.json").unlink()
+    entry = DatasetEntry("toy", results_built["entries"][0].store, results={"paper": rdir})
+    out = tmp_path / "r.html"
+    build_report(out, [entry])
+    text = out.read_text()
+    parsed = _assert_self_contained(text)
+    # dataset (3), distances (2), k-NN curve, KNN confusion, per-class bars of KNN alone
+    assert len(parsed.imgs) == 3 + 2 + 1 + 1 + 1
+    for key in ("dist", "knn", "confusion"):
+        assert f'id="ds0-r0-{key}"' in text
+    for key in ("acc", "teacher", "curves"):
+        assert f'id="ds0-r0-{key}"' not in text
+    assert "Not shown, files missing: Accuracy and inference speed (summary.json)" in text
+    assert "No provenance recorded" in text
+    # an empty results folder: every sub-section is skipped, the page still builds
+    (tmp_path / "empty").mkdir()
+    entry = DatasetEntry("toy", entry.store, results={"paper": tmp_path / "empty"})
+    build_report(out, [entry])
+    assert len(_parse(out.read_text()).imgs) == 3
+
+
+def test_bad_results_are_clear_errors(results_built, tmp_path):
+    store = results_built["entries"][0].store
+    missing = tmp_path / "nope"
+    with pytest.raises(InputError, match="results folder not found"):
+        build_report(tmp_path / "r.html", [DatasetEntry("t", store, results={"p": missing})])
+    rdir = tmp_path / "paper"
+    shutil.copytree(results_built["rdir"], rdir)
+    _write_split(store, rdir / "split.tsv", [3], [4])  # another split: matrix ids unknown
+    with pytest.raises(InputError, match="row ids are not sequences of split.tsv"):
+        build_report(tmp_path / "r.html", [DatasetEntry("t", store, results={"p": rdir})])
+    (rdir / "knn" / "procrustes.json").write_text("{broken")
+    with pytest.raises(InputError, match="not a readable JSON file"):
+        build_report(tmp_path / "r.html", [DatasetEntry("t", store, results={"p": rdir})])
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.skipif(not (WF / "results").is_dir(), reason="no finished workflow run in /tmp/wf")
+def test_report_of_the_real_workflow_run(tmp_path):
+    results = WF / "results" / "synthetic"
+    protocols = sorted(p.name for p in results.iterdir() if (p / "summary.json").is_file())
+    entry = DatasetEntry(
+        name="synthetic",
+        store=WF / "data" / "interim" / "synthetic" / "sequences.parquet",
+        splits={p: results / p / "split.tsv" for p in protocols},
+        results={p: results / p for p in protocols},
+    )
+    out = tmp_path / "report.html"
+    build_report(out, [entry], benchmarks_dir=WF / "benchmarks")
+    text = out.read_text(encoding="utf-8")
+    parsed = _assert_self_contained(text)
+    assert len(parsed.imgs) >= 3 + len(protocols) * 7
+    for j, protocol in enumerate(protocols):
+        for key, title in SECTION_TITLES.items():
+            assert f'<h5 id="ds0-r{j}-{key}">{html.escape(title)}</h5>' in text
+        summary = json.loads((results / protocol / "summary.json").read_text())
+        _assert_tables_match_summary(text, summary)
+        assert f"<code>{summary['provenance']['data_sha256']}</code> (matches the store)" in text
+    for title in RUN_FACTS_TITLES:
+        assert f">{html.escape(title)}</h" in text
+    assert "<td>train_transformer</td>" in text and "<td>distance_block</td>" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# The results figures themselves
+# ---------------------------------------------------------------------------------------------
+
+
+def _labelled(fig: Figure) -> None:
+    for ax in fig.get_axes():
+        if ax.get_label() == "<colorbar>":
+            continue
+        assert ax.get_xlabel() or ax.get_ylabel(), ax
+
+
+def test_distance_heatmap_orders_by_class_and_marks_boundaries():
+    labels = [2, 0, 1, 0, 2, 1]
+    D = np.arange(36, dtype=float).reshape(6, 6)
+    fig = rplots.distance_heatmap(D, labels, ["a", "b", "c"], "procrustes")
+    ax = fig.get_axes()[0]
+    order = np.argsort(labels, kind="stable")  # [1, 3, 2, 5, 0, 4]
+    np.testing.assert_array_equal(ax.images[0].get_array(), D[np.ix_(order, order)])
+    # two boundaries, each a horizontal and a vertical line, between the class blocks
+    positions = sorted(
+        {
+            float(line.get_ydata()[0])
+            for line in ax.lines
+            if line.get_ydata()[0] == line.get_ydata()[1]
+        }
+    )
+    assert positions == [1.5, 3.5]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    assert "procrustes" in fig.get_axes()[1].get_ylabel()  # colour bar
+    _labelled(fig)
+
+
+def test_distance_distributions_split_intra_and_inter_pairs():
+    D = np.array([[0, 1, 5], [1, 0, 6], [5, 6, 0]], dtype=float)
+    fig = rplots.distance_distributions(D, [0, 0, 1], "euclidean")
+    legend = [t.get_text() for t in fig.get_axes()[0].get_legend().get_texts()]
+    assert legend == ["intra-class (1 pairs, median 1)", "inter-class (2 pairs, median 5.5)"]
+    _labelled(fig)
+
+
+def test_knn_curve_marks_one_nn_and_best_k():
+    fig = rplots.knn_accuracy_curve({"procrustes": ({1: 0.5, 2: 0.75, 3: 0.625}, 2)})
+    ax = fig.get_axes()[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["procrustes", "1-NN: 50.0 %", "best k = 2: 75.0 %"]
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [50.0, 75.0, 62.5])
+    assert ax.get_ylabel() == "test accuracy (%)"
+
+
+def test_soft_label_examples_highlight_the_true_class():
+    P = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]])
+    fig = rplots.soft_label_examples(
+        P, [0, 1, 2, 2], ["s0", "s1", "s2", "s3"], ["a", "b", "c"], "softmax"
+    )
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    for ax, row, true in zip(axes, P, [0, 1, 2, 2], strict=True):
+        heights = [p.get_height() for p in ax.patches]
+        np.testing.assert_allclose(heights, row)
+        colours = [p.get_facecolor() for p in ax.patches]
+        assert colours[true] != colours[(true + 1) % 3]
+    assert axes[0].get_title() == "s0 (true class a, in red)"
+
+
+def test_training_curves_show_mean_and_spread_over_seeds():
+    def run(loss, acc):
+        ev = {"test": {"epoch": [1, 2], "accuracy": acc}}
+        return {"epoch": [1, 2], "loss": loss, "ce": loss, "eval": ev}
+
+    runs = [run([1.0, 0.5], [0.2, 0.4]), run([3.0, 1.5], [0.4, 0.8])]
+    fig = rplots.training_curves({"transformer": runs, "distilled": runs[:1]})
+    loss_ax, _, acc_ax = fig.get_axes()
+    np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), [2.0, 1.0])
+    np.testing.assert_allclose(acc_ax.lines[0].get_ydata(), [30.0, 60.0])
+    band = loss_ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == 0.5 and band.max() == 3.0
+    legend = [t.get_text() for t in acc_ax.get_legend().get_texts()]
+    assert legend == ["transformer (labels only), 2 seed(s)", "distilled, 1 seed(s)"]
+    assert acc_ax.get_ylabel() == "test accuracy (%)" and acc_ax.get_xlabel() == "epoch"
+
+
+def test_confusion_and_per_class_figures():
+    fig = rplots.confusion_matrix([[3, 1], [0, 4]], ["a", "b$"], "KNN 1-NN")
+    ax = fig.get_axes()[0]
+    assert ax.get_title() == "KNN 1-NN\naccuracy 87.5 % on 8 test sequences"
+    assert [t.get_text() for t in ax.texts] == ["3", "1", "4"]
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+    fig = rplots.per_class_accuracy({"KNN": [1.0, 0.5], "Distilled": [0.25, np.nan]}, ["a", "b"])
+    ax = fig.get_axes()[0]
+    np.testing.assert_allclose([p.get_width() for p in ax.patches][:3], [100, 50, 25])
+    assert ax.get_xlabel() == "test accuracy of the class (%)"
+    assert plots.fig_to_png_base64(fig)

@@ -1,0 +1,461 @@
+"""The paper's tables, regenerated: test accuracy and inference time as CSV and LaTeX.
+
+Each table puts three column groups side by side for every dataset and protocol:
+
+- **published**: the numbers printed in the original release (:data:`PUBLISHED`; only for the
+  original protocol, ``paper``, of UTD-MHAD and SIGNUM);
+- **as published**: our run in the original's settings (its ``summary.json``), or ``n/a``;
+- **corrected**: our run of the corrected pipeline (its ``summary.json``).
+
+Accuracies are in percent; models trained over several seeds show the mean ± the sample
+standard deviation (``accuracy_std`` of the summary, ddof=1). KNN is the 1-NN test accuracy
+(choosing k on test would be optimistic). :func:`write_tables` writes ``accuracy.csv``,
+``accuracy.tex``, ``inference.csv`` and ``inference.tex`` atomically; the ``.tex`` files hold a
+booktabs ``tabular`` for ``\\input`` (the document needs ``\\usepackage{booktabs}``).
+
+The module also holds the small readers the report shares: summary cells and the Snakemake
+benchmark files (:func:`read_benchmarks`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .atomic import write_text
+from .errors import InputError
+
+MODELS = ("knn", "transformer", "distilled")
+MODEL_LABELS = {"knn": "KNN (1-NN)", "transformer": "Transformer", "distilled": "Distilled"}
+SPEEDS = ("student_batch1", "student_batched", "knn", "speedup")
+SPEED_KEYS = {
+    "student_batch1": "student_ms_per_sample",
+    "student_batched": "student_ms_per_sample_batched",
+    "knn": "knn_ms_per_sample",
+    "speedup": "speedup",
+}
+SPEED_LABELS = {
+    "student_batch1": "Student, batch 1 (ms/sample)",
+    "student_batched": "Student, batched (ms/sample)",
+    "knn": "KNN 1-NN (ms/query)",
+    "speedup": "Speed-up (KNN / student)",
+}
+GROUPS = ("published", "as_published", "corrected")
+GROUP_LABELS = {
+    "published": "Published",
+    "as_published": "As published (our run)",
+    "corrected": "Corrected (ours)",
+}
+NA = "n/a"
+
+#: The original release's test accuracies (percent, as printed) and student inference time
+#: per sample (a range in ms, on a GPU), keyed by the dataset name without case and
+#: punctuation (``/work/shared/paper-notes.md``; SIGNUM's KNN accuracy was not printed).
+PUBLISHED: dict[str, dict[str, Any]] = {
+    "utdmhad": {
+        "knn": "32.0",
+        "transformer": "57.45",
+        "distilled": "64.91",
+        "student_ms": (0.2, 0.8, "GPU"),
+    },
+    "signum": {"transformer": "86.90", "distilled": "90.16", "student_ms": (0.2, 0.8, "GPU")},
+}
+#: The protocol the published numbers belong to.
+PUBLISHED_PROTOCOL = "paper"
+DISPLAY_NAMES = {"utdmhad": "UTD-MHAD", "signum": "SIGNUM"}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def display_name(dataset: str) -> str:
+    """The printed name of a dataset key (``utd_mhad`` -> ``UTD-MHAD``; others unchanged)."""
+    return DISPLAY_NAMES.get(_key(dataset), dataset)
+
+
+def published_values(dataset: str, protocol: str) -> dict[str, Any] | None:
+    """The published numbers of a dataset under the original protocol, else ``None``."""
+    if protocol != PUBLISHED_PROTOCOL:
+        return None
+    return PUBLISHED.get(_key(dataset))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table value: a number (mean), its std and seed count, or a (low, high, note) range.
+
+    ``text``, where given, is printed as it stands (published values keep their precision);
+    ``note`` carries the KNN metric.
+    """
+
+    value: float | tuple[float, float, str] | None = None
+    std: float | None = None
+    n: int | None = None
+    note: str = ""
+    text: str | None = None
+
+
+@dataclass
+class TableRow:
+    """One dataset and protocol of the tables.
+
+    ``corrected`` and ``as_published`` are summaries (:mod:`geokd.summary`) as dicts or paths
+    to ``summary.json``; ``None`` gives ``n/a``. ``published`` is ``"auto"`` (look up
+    :data:`PUBLISHED` by dataset and protocol), ``None`` (none) or a dict like its entries
+    (accuracies in percent, printed as given; ``student_ms`` a ``(low, high, where)`` range).
+    """
+
+    dataset: str
+    protocol: str
+    corrected: Mapping[str, Any] | str | os.PathLike | None = None
+    as_published: Mapping[str, Any] | str | os.PathLike | None = None
+    published: Mapping[str, Any] | str | None = "auto"
+
+
+def read_summary(path: str | os.PathLike) -> dict:
+    """A ``summary.json`` as a dict; :class:`InputError` naming the file if unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable summary JSON ({exc})") from exc
+
+
+def _as_summary(value: Mapping | str | os.PathLike | None) -> Mapping | None:
+    if value is None or isinstance(value, Mapping):
+        return value
+    return read_summary(value)
+
+
+def knn_metric(summary: Mapping, prefer: Sequence[str] = ()) -> str | None:
+    """The KNN metric a table shows: the first of ``prefer`` present, else the metric timed
+    for inference, else ``procrustes``, else the first in name order (``None`` without KNN)."""
+    knn = summary.get("knn") or {}
+    timed = (summary.get("inference") or {}).get("knn_metric")
+    for name in (*prefer, timed, "procrustes"):
+        if name in knn:
+            return name
+    return min(knn) if knn else None
+
+
+def model_cells(summary: Mapping | None, prefer: Sequence[str] = ()) -> dict[str, Cell]:
+    """Accuracy cells (fractions) of a summary: ``knn`` (1-NN), ``transformer``, ``distilled``."""
+    cells = {m: Cell() for m in MODELS}
+    if not summary:
+        return cells
+    metric = knn_metric(summary, prefer)
+    if metric is not None:
+        cells["knn"] = Cell(float(summary["knn"][metric]["k1_accuracy"]), note=metric)
+    for mode in ("transformer", "distilled"):
+        res = summary.get(mode)
+        if res:
+            cells[mode] = Cell(
+                float(res["accuracy_mean"]), float(res["accuracy_std"]), int(res["n_seeds"])
+            )
+    return cells
+
+
+def speed_cells(summary: Mapping | None) -> dict[str, Cell]:
+    """Inference cells of a summary: ms per sample or query, and the speed-up factor."""
+    inference = (summary or {}).get("inference") or {}
+    return {
+        k: Cell(float(inference[key])) if key in inference else Cell()
+        for k, key in SPEED_KEYS.items()
+    }
+
+
+def _published_cells(row: TableRow) -> tuple[dict[str, Cell], Cell]:
+    pub = published_values(row.dataset, row.protocol) if row.published == "auto" else row.published
+    pub = pub or {}
+    acc = {m: Cell(float(pub[m]) / 100, text=str(pub[m])) if m in pub else Cell() for m in MODELS}
+    student = pub.get("student_ms")
+    speed = Cell(tuple(student)) if student is not None else Cell()  # type: ignore[arg-type]
+    return acc, speed
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def fmt_number(cell: Cell, scale: float, digits: int, latex: bool = False) -> str:
+    """A cell as text: ``mean`` or ``mean ± std`` (std shown for more than one seed)."""
+    if cell.text is not None:
+        return cell.text
+    if isinstance(cell.value, tuple):
+        lo, hi, where = cell.value
+        dash = "--" if latex else "-"
+        return f"{lo:g}{dash}{hi:g} ({where})"
+    if not _finite(cell.value):
+        return NA
+    text = f"{cell.value * scale:.{digits}f}"
+    if cell.n is not None and cell.n > 1 and _finite(cell.std):
+        pm = r" $\pm$ " if latex else " ± "
+        text += f"{pm}{cell.std * scale:.{digits}f}"
+    return text
+
+
+def _num(x: float | None, scale: float, digits: int) -> str:
+    return f"{x * scale:.{digits}f}" if _finite(x) else NA
+
+
+def latex_escape(text: object) -> str:
+    """``text`` with LaTeX's special characters escaped (``% _ & # $ { } ~ ^ \\``)."""
+    out = []
+    special = {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    for ch in str(text):
+        if ch in special:
+            out.append(special[ch])
+        elif ch in "%_&#${}":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def as_rows(
+    rows: Sequence[TableRow] | Mapping[tuple[str, str], Any],
+    as_published: Mapping[tuple[str, str], Any] | None = None,
+) -> list[TableRow]:
+    """``rows`` as a list of :class:`TableRow`; a mapping ``(dataset, protocol) -> summary``
+    becomes rows in its order, with ``as_published`` summaries joined by the same keys."""
+    if isinstance(rows, Mapping):
+        extra = dict(as_published or {})
+        out = [
+            TableRow(d, p, corrected=s, as_published=extra.pop((d, p), None))
+            for (d, p), s in rows.items()
+        ]
+        out += [TableRow(d, p, as_published=s) for (d, p), s in extra.items()]
+        return out
+    if as_published:
+        raise ValueError("as_published is only for a mapping of summaries")
+    return list(rows)
+
+
+def _loaded(row: TableRow) -> tuple[Mapping | None, Mapping | None]:
+    return _as_summary(row.as_published), _as_summary(row.corrected)
+
+
+def accuracy_records(rows: Sequence[TableRow]) -> list[dict[str, str]]:
+    """The accuracy table as CSV records (percent; ``n/a`` where a value is missing)."""
+    records = []
+    for row in rows:
+        asp, ours = _loaded(row)
+        pub, _ = _published_cells(row)
+        groups = {
+            "published": pub,
+            "as_published": model_cells(asp, prefer=("paper",)),
+            "corrected": model_cells(ours),
+        }
+        rec = {"dataset": row.dataset, "protocol": row.protocol}
+        for g, cells in groups.items():
+            for m in MODELS:
+                pct = _num(cells[m].value, 100, 4)  # type: ignore[arg-type]
+                rec[f"{g}_{m}_pct"] = cells[m].text or pct
+                if g == "published":
+                    continue
+                if m == "knn":
+                    rec[f"{g}_knn_metric"] = cells[m].note or NA
+                else:
+                    rec[f"{g}_{m}_std_pct"] = _num(cells[m].std, 100, 4)
+                    rec[f"{g}_{m}_n_seeds"] = str(cells[m].n) if cells[m].n else NA
+        records.append(rec)
+    return records
+
+
+def inference_records(rows: Sequence[TableRow]) -> list[dict[str, str]]:
+    """The inference table as CSV records (ms; speed-up as a factor)."""
+    records = []
+    for row in rows:
+        asp, ours = _loaded(row)
+        _, pub = _published_cells(row)
+        rec = {
+            "dataset": row.dataset,
+            "protocol": row.protocol,
+            "published_student_ms": fmt_number(pub, 1, 2),
+        }
+        for g, summary in (("as_published", asp), ("corrected", ours)):
+            cells = speed_cells(summary)
+            for k in SPEEDS:
+                unit = "x" if k == "speedup" else "ms"
+                digits = 2 if k == "speedup" else 4
+                rec[f"{g}_{k}_{unit}"] = _num(cells[k].value, 1, digits)  # type: ignore[arg-type]
+        records.append(rec)
+    return records
+
+
+def _csv(records: list[dict[str, str]]) -> str:
+    if not records:
+        raise ValueError("no rows for the table")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue()
+
+
+def _tabular(
+    comment: str, spec: str, group_widths: Sequence[int], columns: Sequence[str], body: list
+) -> str:
+    """A booktabs tabular: group header row with cmidrules, column header row, body rows."""
+    lines = [f"% {line}" for line in comment.splitlines()]
+    lines += [f"\\begin{{tabular}}{{{spec}}}", r"\toprule"]
+    heads, rules, col = ["", ""], [], 3
+    for g, width in zip(GROUPS, group_widths, strict=True):
+        heads.append(f"\\multicolumn{{{width}}}{{c}}{{{latex_escape(GROUP_LABELS[g])}}}")
+        rules.append(f"\\cmidrule(lr){{{col}-{col + width - 1}}}")
+        col += width
+    lines.append(" & ".join(heads) + r" \\")
+    lines.append(" ".join(rules))
+    lines.append(" & ".join(["Dataset", "Protocol", *columns]) + r" \\")
+    lines.append(r"\midrule")
+    for i, cells in enumerate(body):
+        if i and cells[0]:
+            lines.append(r"\midrule")
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def _row_heads(rows: Sequence[TableRow], i: int) -> list[str]:
+    """Dataset name only on the first row of a dataset, then the protocol."""
+    first = i == 0 or rows[i - 1].dataset != rows[i].dataset
+    name = latex_escape(display_name(rows[i].dataset)) if first else ""
+    return [name, latex_escape(rows[i].protocol)]
+
+
+def accuracy_latex(rows: Sequence[TableRow]) -> str:
+    """The accuracy table as a booktabs ``tabular`` (percent, 2 decimals)."""
+    body = []
+    for i, row in enumerate(rows):
+        asp, ours = _loaded(row)
+        pub, _ = _published_cells(row)
+        cells = _row_heads(rows, i)
+        for group in (pub, model_cells(asp, prefer=("paper",)), model_cells(ours)):
+            cells += [fmt_number(group[m], 100, 2, latex=True) for m in MODELS]
+        body.append(cells)
+    comment = (
+        f"Generated by geokd {__version__}. Test accuracy (%); models: mean $\\pm$ sample std\n"
+        "over seeds; KNN: 1-NN. Needs \\usepackage{booktabs}."
+    )
+    columns = [latex_escape(MODEL_LABELS[m]) for m in MODELS] * 3
+    return _tabular(comment, "ll" + "rrr" * 3, (3, 3, 3), columns, body)
+
+
+def inference_latex(rows: Sequence[TableRow]) -> str:
+    """The inference table as a booktabs ``tabular`` (ms per sample or query, speed-up)."""
+    body = []
+    short = ["Student (ms)"]
+    short += ["Batch 1 (ms)", "Batched (ms)", "KNN (ms)", r"Speed-up ($\times$)"] * 2
+    for i, row in enumerate(rows):
+        asp, ours = _loaded(row)
+        _, pub = _published_cells(row)
+        cells = [*_row_heads(rows, i), latex_escape(fmt_number(pub, 1, 2, latex=True))]
+        for summary in (asp, ours):
+            sc = speed_cells(summary)
+            cells += [fmt_number(sc[k], 1, 1 if k == "speedup" else 2) for k in SPEEDS]
+        body.append(cells)
+    comment = (
+        f"Generated by geokd {__version__}. Inference time per sample: student batch 1 and\n"
+        "batched (ms/sample), exact KNN 1-NN (ms/query), speed-up = KNN / student batch 1.\n"
+        "Needs \\usepackage{booktabs}."
+    )
+    return _tabular(comment, "ll" + "r" + "rrrr" * 2, (1, 4, 4), short, body)
+
+
+def write_tables(
+    out_dir: str | os.PathLike,
+    rows: Sequence[TableRow] | Mapping[tuple[str, str], Any],
+    as_published: Mapping[tuple[str, str], Any] | None = None,
+) -> list[Path]:
+    """Write ``accuracy.csv``, ``accuracy.tex``, ``inference.csv``, ``inference.tex``.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        Output folder (created if needed); every file is written atomically.
+    rows : sequence of TableRow, or mapping of (dataset, protocol) to summary
+        The table rows in order; a mapping gives the corrected summaries (dicts or paths to
+        ``summary.json``) and the published values are looked up (:data:`PUBLISHED`).
+    as_published : mapping of (dataset, protocol) to summary, optional
+        With a mapping ``rows``: the "as published" runs of the same keys.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The four written files.
+
+    Raises
+    ------
+    InputError
+        If a summary path is unreadable.
+    ValueError
+        If there are no rows.
+    """
+    table_rows = as_rows(rows, as_published)
+    if not table_rows:
+        raise ValueError("no rows for the tables")
+    out = Path(out_dir)
+    texts = {
+        "accuracy.csv": _csv(accuracy_records(table_rows)),
+        "accuracy.tex": accuracy_latex(table_rows),
+        "inference.csv": _csv(inference_records(table_rows)),
+        "inference.tex": inference_latex(table_rows),
+    }
+    paths = []
+    for name, text in texts.items():
+        write_text(out / name, text)
+        paths.append(out / name)
+    return paths
+
+
+def read_benchmarks(benchmarks_dir: str | os.PathLike) -> pd.DataFrame:
+    """Per-rule totals of Snakemake benchmark files ``<dir>/<rule>/**/*.tsv``.
+
+    Returns a frame with columns ``rule``, ``jobs``, ``wall_s_sum``, ``wall_s_max`` (the
+    ``s`` column) and ``max_rss_mb`` (the largest ``max_rss``; NaN where not measured),
+    one row per rule in name order; empty when the folder has no benchmark files.
+    Repeated measurements in one file count as separate jobs.
+    """
+    root = Path(benchmarks_dir)
+    parts = []
+    for path in sorted(root.glob("*/**/*.tsv")):
+        try:
+            table = pd.read_csv(path, sep="\t")
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(path, f"not a readable benchmark file ({exc})") from exc
+        if "s" not in table:
+            raise InputError(path, "not a Snakemake benchmark file (no 's' column)")
+        rss = table["max_rss"] if "max_rss" in table else pd.Series(float("nan"), table.index)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "rule": path.relative_to(root).parts[0],
+                    "s": pd.to_numeric(table["s"], errors="coerce"),
+                    "max_rss": pd.to_numeric(rss, errors="coerce"),
+                }
+            )
+        )
+    columns = ["rule", "jobs", "wall_s_sum", "wall_s_max", "max_rss_mb"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    data = pd.concat(parts, ignore_index=True)
+    grouped = data.groupby("rule", sort=True)
+    return pd.DataFrame(
+        {
+            "jobs": grouped.size(),
+            "wall_s_sum": grouped["s"].sum(),
+            "wall_s_max": grouped["s"].max(),
+            "max_rss_mb": grouped["max_rss"].max(),
+        }
+    ).reset_index()[columns]
