@@ -43,6 +43,18 @@ def _cmd_split(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}: {counts}", file=sys.stderr)
 
 
+def _keyed_paths(specs: list[str], option: str) -> dict[tuple[str, str], Path]:
+    """Parse ``DATASET/PROTOCOL=PATH`` options."""
+    out = {}
+    for spec in specs:
+        key, _, path = spec.partition("=")
+        name, _, protocol = key.partition("/")
+        if not path or not protocol or not name:
+            raise InputError(spec, f"expected {option} DATASET/PROTOCOL=PATH")
+        out[(name, protocol)] = Path(path)
+    return out
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from .report import DatasetEntry, build_report
 
@@ -51,14 +63,27 @@ def _cmd_report(args: argparse.Namespace) -> None:
         name, _, path = spec.partition("=")
         if not path:
             raise InputError(spec, "expected --dataset NAME=STORE.parquet")
-        entries[name] = DatasetEntry(name=name, store=Path(path), splits={})
-    for spec in args.split:
-        key, _, path = spec.partition("=")
-        name, _, protocol = key.partition("/")
-        if not path or not protocol or name not in entries:
-            raise InputError(spec, "expected --split DATASET/PROTOCOL=SPLIT.tsv for a --dataset")
-        entries[name].splits[protocol] = Path(path)
-    build_report(args.out, list(entries.values()))
+        entries[name] = DatasetEntry(name=name, store=Path(path))
+    for option, specs, attr in (
+        ("--split", args.split, "splits"),
+        ("--results", args.results, "results"),
+    ):
+        for (name, protocol), path in _keyed_paths(specs, option).items():
+            if name not in entries:
+                raise InputError(f"{name}/{protocol}", f"{option} names no --dataset")
+            getattr(entries[name], attr)[protocol] = path
+    build_report(
+        args.out, list(entries.values()), figures_dir=args.figures, benchmarks_dir=args.benchmarks
+    )
+
+
+def _cmd_tables(args: argparse.Namespace) -> None:
+    from .tables import write_tables
+
+    corrected = _keyed_paths(args.summary, "--summary")
+    published = _keyed_paths(args.as_published, "--as-published") or None
+    for path in write_tables(args.out_dir, corrected, published):
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def _matrix_spec(args: argparse.Namespace):
@@ -303,7 +328,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--split", action="append", default=[], metavar="NAME/PROTOCOL=TSV", help="a split table"
     )
+    report.add_argument(
+        "--results",
+        action="append",
+        default=[],
+        metavar="NAME/PROTOCOL=DIR",
+        help="results folder of a protocol (matrices, teacher, KNN, models, summary)",
+    )
+    report.add_argument("--benchmarks", help="Snakemake benchmark folder (run facts)")
+    report.add_argument("--figures", help="also save every figure as PNG and PDF here")
     report.set_defaults(func=_cmd_report)
+
+    tables = sub.add_parser("tables", help="the paper's tables as CSV and LaTeX")
+    tables.add_argument("out_dir", help="output folder")
+    tables.add_argument(
+        "--summary", action="append", default=[], metavar="NAME/PROTOCOL=JSON",
+        help="summary.json of our corrected pipeline",
+    )  # fmt: skip
+    tables.add_argument(
+        "--as-published", action="append", default=[], metavar="NAME/PROTOCOL=JSON",
+        help="summary.json of the run in the original's settings",
+    )  # fmt: skip
+    tables.set_defaults(func=_cmd_tables)
     return parser
 
 

@@ -94,7 +94,12 @@ def all_summaries():
 
 
 def all_outputs():
-    return ["results/report.html", *all_matrices(), *all_summaries()]
+    return [
+        "results/report.html",
+        "results/tables/accuracy.csv",
+        *all_matrices(),
+        *all_summaries(),
+    ]
 
 
 def block_size():
@@ -225,6 +230,10 @@ def protocol_args(wildcards):
     )
 
 
+def protocol_dir(dataset, protocol):
+    return f"results/{dataset}/{protocol}"
+
+
 def report_inputs(wildcards):
     return {
         "stores": [store_path(d) for d in DATASETS],
@@ -236,9 +245,16 @@ def report_inputs(wildcards):
 
 def report_args(wildcards):
     args = [f"--dataset {d}={store_path(d)}" for d in DATASETS]
-    args += [
-        f"--split {d}/{p}={split_path(d, p)}"
+    for d in DATASETS:
+        for p in DATASETS[d]["protocols"]:
+            args.append(f"--split {d}/{p}={split_path(d, p)}")
+            args.append(f"--results {d}/{p}={protocol_dir(d, p)}")
+    return " ".join(args)
+
+
+def tables_args(wildcards):
+    return " ".join(
+        f"--summary {d}/{p}={summary_path(d, p)}"
         for d in DATASETS
         for p in DATASETS[d]["protocols"]
-    ]
-    return " ".join(args)
+    )

@@ -1,15 +1,16 @@
-# Everything -> results/report.html (one self-contained page).
+# Everything -> results/report.html (one self-contained page) and the paper's tables.
 
 
 rule report_html:
     input:
         unpack(report_inputs),
     output:
-        report(
+        html=report(
             "results/report.html",
             caption="../report/report_html.rst",
             category="Report",
         ),
+        figures=directory("results/figures"),
     log:
         "logs/report_html/report.log",
     benchmark:
@@ -19,4 +20,34 @@ rule report_html:
     params:
         args=report_args,
     shell:
-        "python -m geokd report {output} {params.args} > {log} 2>&1"
+        "python -m geokd report {output.html} {params.args} --figures {output.figures}"
+        " --benchmarks benchmarks > {log} 2>&1"
+
+
+rule paper_tables:
+    input:
+        all_summaries(),
+    output:
+        accuracy_csv=report(
+            "results/tables/accuracy.csv",
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        accuracy_tex="results/tables/accuracy.tex",
+        inference_csv=report(
+            "results/tables/inference.csv",
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        inference_tex="results/tables/inference.tex",
+    log:
+        "logs/paper_tables/tables.log",
+    benchmark:
+        "benchmarks/paper_tables/tables.tsv"
+    conda:
+        "../envs/report.yaml"
+    params:
+        args=tables_args,
+        out_dir=subpath(output.accuracy_csv, parent=True),
+    shell:
+        "python -m geokd tables {params.out_dir} {params.args} > {log} 2>&1"
