@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from geokd.shards import load_matrix, plan_blocks
 from geokd.splits import read_split
 from geokd.store import load_sequences
 
@@ -34,7 +37,14 @@ TINY = {
                 "cross_subject": {"train": [1, 3], "val": [2], "test": [4]},
             },
         }
-    }
+    },
+    "distances": {"block_size": 5},
+    "knn": {"k_max": 5, "latency_queries": 2},
+    "training": {
+        "seeds": [0, 1],
+        "train": {"epochs": 2, "batch_size": 8},
+        "student": {"d_model": 16, "n_heads": 2, "n_layers": 1, "ff_dim": 32},
+    },
 }
 
 
@@ -82,9 +92,44 @@ def test_the_run_writes_stores_splits_logs_benchmarks_and_report(finished_run):
     assert set(cross["split"]) == {"train", "val", "test"}
     html = (work / "results/report.html").read_text()
     assert "tiny" in html and "data:image/png;base64," in html
-    for rule in ("ingest_synthetic", "split", "report_html"):
+    summary = json.loads((work / "results/tiny/cross_subject/summary.json").read_text())
+    assert set(summary) >= {"knn", "teacher", "transformer", "distilled", "inference", "provenance"}
+    assert sorted(summary["knn"]["procrustes"]["accuracy_per_k"], key=int) == list("12345")
+    assert set(summary["teacher"]) == {"softmax", "nngk"}
+    for model in ("transformer", "distilled"):
+        assert sorted(summary[model]["per_seed"]) == ["0", "1"]
+        assert 0 <= summary[model]["accuracy_mean"] <= 1
+    assert summary["inference"]["speedup"] > 0
+    assert len(summary["provenance"]["data_sha256"]) == 64
+    for rule in (
+        "ingest_synthetic",
+        "split",
+        "distance_block",
+        "distance_matrix",
+        "soft_labels",
+        "knn",
+        "knn_latency",
+        "train_transformer",
+        "train_distilled",
+        "summary",
+        "report_html",
+    ):
         assert any((work / "logs" / rule).rglob("*.log")), rule
         assert any((work / "benchmarks" / rule).rglob("*.tsv")), rule
+
+
+def test_matrices_come_from_upper_triangle_blocks(finished_run):
+    train = read_split(finished_run / "results/tiny/paper/split.tsv").query("split == 'train'")
+    matrix, side = load_matrix(
+        finished_run / "results/tiny/paper/distances/procrustes/train-train.npy"
+    )
+    assert side["row_ids"] == train["sequence_id"].tolist() and matrix.shape == (12, 12)
+    assert np.array_equal(matrix, matrix.T)
+    plan = [f"{b[0]}_{b[1]}" for b in plan_blocks(12, 12, 5, symmetric=True)]
+    logs = finished_run / "logs/distance_block/tiny/paper/procrustes/train-train"
+    assert sorted(p.stem for p in logs.glob("*.log")) == sorted(plan)  # 6 of 9 blocks
+    # blocks are temporary: removed once the matrix is assembled
+    assert not list((finished_run / "results/tiny/paper/distances/procrustes").rglob("block_*"))
 
 
 def test_nothing_to_do_after_a_finished_run(finished_run):
