@@ -240,6 +240,7 @@ def report_inputs(wildcards):
         "splits": all_splits(),
         "matrices": all_matrices(),
         "summaries": all_summaries(),
+        "tables": "results/tables/accuracy.csv",
     }
 
 
