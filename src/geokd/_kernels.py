@@ -13,14 +13,16 @@ extras: per landmark group the squared norm, and for the hand metric the raw wri
 One DTW row = one frame x of A against the frames of B in the band. The stages run over the
 lanes (frames of B) in loops that LLVM vectorises (AVX-512 here; the per-thread work buffer
 ``W`` holds one lane array per quantity at the constant row stride ``WS``, which lets LLVM
-prove the loops free of aliasing): 3x3 cross-covariance S, Horn's 4x4 key matrix N, its
-largest eigenvalue from the characteristic quartic (QCP: 3 Laguerre steps + 1 Newton step from
-an upper bound), the eigenvector (= quaternion) from the adjugate of N - lambda I, the rotation
-matrix, then the per-landmark residual norms. Lanes where the iteration did not converge or the
-adjugate is ill-conditioned are redone by a scalar robust path (Laguerre to convergence, then
-a Jacobi eigen-solve of N if still needed). No SVD anywhere. DTW runs row by row (O(n) memory
-per pair), costs being computed ``RB`` rows at a time. ``fastmath`` is off: IEEE semantics, no
-reassociation, so a lane's cost does not depend on its position in a vector.
+prove the loops free of aliasing): 3x3 cross-covariance S (for K = 20 one unrolled pass with S
+in registers), Horn's 4x4 key matrix N, its largest eigenvalue from the characteristic quartic
+(QCP: 4 Laguerre steps + 1 Newton step from an upper bound), the eigenvector (= quaternion)
+from the adjugate of N - lambda I, the rotation matrix, then the per-landmark residual norms.
+Lanes where the iteration did not converge or the adjugate is ill-conditioned are redone by a
+scalar robust path (Laguerre to convergence, then a Jacobi eigen-solve of N if still needed).
+No SVD anywhere. DTW runs row by row (O(n) memory per pair), costs being computed ``RB`` rows at
+a time, and the recursions of two rows run as a wavefront (two independent min/add chains).
+``fastmath`` allows only FMA contraction: no reassociation, so a lane's cost does not depend
+on its position in a vector.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ PROCRUSTES, PAPER, EUCLIDEAN, HAND = 0, 1, 2, 3
 STEP_TOL = 1e-8  # |final Newton step| above this: not converged -> robust path
 QUAL_TOL = 1e-3  # largest |adjugate diagonal| below this: ill-conditioned -> robust path
 
-_opts = {"cache": True, "fastmath": False, "error_model": "numpy"}
+_opts = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy"}
 
 
 # fmt: off
@@ -72,6 +74,104 @@ def _cov(x, xo, Y, yo, W, lp, k0, k1):
             W[7 * WS + jj] += a2 * p1 + b2 * q1 + c2 * r1 + d2 * t1
             W[8 * WS + jj] += a2 * p2 + b2 * q2 + c2 * r2 + d2 * t2
 
+
+# fmt: off
+@njit(**_opts)
+def _cov20(x, xo, Y, yo, W, lp):
+    """:func:`_cov` for exactly 20 landmarks (UTD-MHAD), the landmark loop unrolled by hand:
+    one pass over the lanes with S in registers (one store per entry instead of five)."""
+    X = x[xo : xo + 60]
+    Yv = Y[yo:]
+    for jj in range(lp):
+        p0, p1, p2 = Yv[0 * TS + jj], Yv[1 * TS + jj], Yv[2 * TS + jj]
+        s0 = X[0] * p0
+        s1 = X[0] * p1
+        s2 = X[0] * p2
+        s3 = X[1] * p0
+        s4 = X[1] * p1
+        s5 = X[1] * p2
+        s6 = X[2] * p0
+        s7 = X[2] * p1
+        s8 = X[2] * p2
+        p0, p1, p2 = Yv[3 * TS + jj], Yv[4 * TS + jj], Yv[5 * TS + jj]
+        s0, s1, s2 = s0 + X[3] * p0, s1 + X[3] * p1, s2 + X[3] * p2
+        s3, s4, s5 = s3 + X[4] * p0, s4 + X[4] * p1, s5 + X[4] * p2
+        s6, s7, s8 = s6 + X[5] * p0, s7 + X[5] * p1, s8 + X[5] * p2
+        p0, p1, p2 = Yv[6 * TS + jj], Yv[7 * TS + jj], Yv[8 * TS + jj]
+        s0, s1, s2 = s0 + X[6] * p0, s1 + X[6] * p1, s2 + X[6] * p2
+        s3, s4, s5 = s3 + X[7] * p0, s4 + X[7] * p1, s5 + X[7] * p2
+        s6, s7, s8 = s6 + X[8] * p0, s7 + X[8] * p1, s8 + X[8] * p2
+        p0, p1, p2 = Yv[9 * TS + jj], Yv[10 * TS + jj], Yv[11 * TS + jj]
+        s0, s1, s2 = s0 + X[9] * p0, s1 + X[9] * p1, s2 + X[9] * p2
+        s3, s4, s5 = s3 + X[10] * p0, s4 + X[10] * p1, s5 + X[10] * p2
+        s6, s7, s8 = s6 + X[11] * p0, s7 + X[11] * p1, s8 + X[11] * p2
+        p0, p1, p2 = Yv[12 * TS + jj], Yv[13 * TS + jj], Yv[14 * TS + jj]
+        s0, s1, s2 = s0 + X[12] * p0, s1 + X[12] * p1, s2 + X[12] * p2
+        s3, s4, s5 = s3 + X[13] * p0, s4 + X[13] * p1, s5 + X[13] * p2
+        s6, s7, s8 = s6 + X[14] * p0, s7 + X[14] * p1, s8 + X[14] * p2
+        p0, p1, p2 = Yv[15 * TS + jj], Yv[16 * TS + jj], Yv[17 * TS + jj]
+        s0, s1, s2 = s0 + X[15] * p0, s1 + X[15] * p1, s2 + X[15] * p2
+        s3, s4, s5 = s3 + X[16] * p0, s4 + X[16] * p1, s5 + X[16] * p2
+        s6, s7, s8 = s6 + X[17] * p0, s7 + X[17] * p1, s8 + X[17] * p2
+        p0, p1, p2 = Yv[18 * TS + jj], Yv[19 * TS + jj], Yv[20 * TS + jj]
+        s0, s1, s2 = s0 + X[18] * p0, s1 + X[18] * p1, s2 + X[18] * p2
+        s3, s4, s5 = s3 + X[19] * p0, s4 + X[19] * p1, s5 + X[19] * p2
+        s6, s7, s8 = s6 + X[20] * p0, s7 + X[20] * p1, s8 + X[20] * p2
+        p0, p1, p2 = Yv[21 * TS + jj], Yv[22 * TS + jj], Yv[23 * TS + jj]
+        s0, s1, s2 = s0 + X[21] * p0, s1 + X[21] * p1, s2 + X[21] * p2
+        s3, s4, s5 = s3 + X[22] * p0, s4 + X[22] * p1, s5 + X[22] * p2
+        s6, s7, s8 = s6 + X[23] * p0, s7 + X[23] * p1, s8 + X[23] * p2
+        p0, p1, p2 = Yv[24 * TS + jj], Yv[25 * TS + jj], Yv[26 * TS + jj]
+        s0, s1, s2 = s0 + X[24] * p0, s1 + X[24] * p1, s2 + X[24] * p2
+        s3, s4, s5 = s3 + X[25] * p0, s4 + X[25] * p1, s5 + X[25] * p2
+        s6, s7, s8 = s6 + X[26] * p0, s7 + X[26] * p1, s8 + X[26] * p2
+        p0, p1, p2 = Yv[27 * TS + jj], Yv[28 * TS + jj], Yv[29 * TS + jj]
+        s0, s1, s2 = s0 + X[27] * p0, s1 + X[27] * p1, s2 + X[27] * p2
+        s3, s4, s5 = s3 + X[28] * p0, s4 + X[28] * p1, s5 + X[28] * p2
+        s6, s7, s8 = s6 + X[29] * p0, s7 + X[29] * p1, s8 + X[29] * p2
+        p0, p1, p2 = Yv[30 * TS + jj], Yv[31 * TS + jj], Yv[32 * TS + jj]
+        s0, s1, s2 = s0 + X[30] * p0, s1 + X[30] * p1, s2 + X[30] * p2
+        s3, s4, s5 = s3 + X[31] * p0, s4 + X[31] * p1, s5 + X[31] * p2
+        s6, s7, s8 = s6 + X[32] * p0, s7 + X[32] * p1, s8 + X[32] * p2
+        p0, p1, p2 = Yv[33 * TS + jj], Yv[34 * TS + jj], Yv[35 * TS + jj]
+        s0, s1, s2 = s0 + X[33] * p0, s1 + X[33] * p1, s2 + X[33] * p2
+        s3, s4, s5 = s3 + X[34] * p0, s4 + X[34] * p1, s5 + X[34] * p2
+        s6, s7, s8 = s6 + X[35] * p0, s7 + X[35] * p1, s8 + X[35] * p2
+        p0, p1, p2 = Yv[36 * TS + jj], Yv[37 * TS + jj], Yv[38 * TS + jj]
+        s0, s1, s2 = s0 + X[36] * p0, s1 + X[36] * p1, s2 + X[36] * p2
+        s3, s4, s5 = s3 + X[37] * p0, s4 + X[37] * p1, s5 + X[37] * p2
+        s6, s7, s8 = s6 + X[38] * p0, s7 + X[38] * p1, s8 + X[38] * p2
+        p0, p1, p2 = Yv[39 * TS + jj], Yv[40 * TS + jj], Yv[41 * TS + jj]
+        s0, s1, s2 = s0 + X[39] * p0, s1 + X[39] * p1, s2 + X[39] * p2
+        s3, s4, s5 = s3 + X[40] * p0, s4 + X[40] * p1, s5 + X[40] * p2
+        s6, s7, s8 = s6 + X[41] * p0, s7 + X[41] * p1, s8 + X[41] * p2
+        p0, p1, p2 = Yv[42 * TS + jj], Yv[43 * TS + jj], Yv[44 * TS + jj]
+        s0, s1, s2 = s0 + X[42] * p0, s1 + X[42] * p1, s2 + X[42] * p2
+        s3, s4, s5 = s3 + X[43] * p0, s4 + X[43] * p1, s5 + X[43] * p2
+        s6, s7, s8 = s6 + X[44] * p0, s7 + X[44] * p1, s8 + X[44] * p2
+        p0, p1, p2 = Yv[45 * TS + jj], Yv[46 * TS + jj], Yv[47 * TS + jj]
+        s0, s1, s2 = s0 + X[45] * p0, s1 + X[45] * p1, s2 + X[45] * p2
+        s3, s4, s5 = s3 + X[46] * p0, s4 + X[46] * p1, s5 + X[46] * p2
+        s6, s7, s8 = s6 + X[47] * p0, s7 + X[47] * p1, s8 + X[47] * p2
+        p0, p1, p2 = Yv[48 * TS + jj], Yv[49 * TS + jj], Yv[50 * TS + jj]
+        s0, s1, s2 = s0 + X[48] * p0, s1 + X[48] * p1, s2 + X[48] * p2
+        s3, s4, s5 = s3 + X[49] * p0, s4 + X[49] * p1, s5 + X[49] * p2
+        s6, s7, s8 = s6 + X[50] * p0, s7 + X[50] * p1, s8 + X[50] * p2
+        p0, p1, p2 = Yv[51 * TS + jj], Yv[52 * TS + jj], Yv[53 * TS + jj]
+        s0, s1, s2 = s0 + X[51] * p0, s1 + X[51] * p1, s2 + X[51] * p2
+        s3, s4, s5 = s3 + X[52] * p0, s4 + X[52] * p1, s5 + X[52] * p2
+        s6, s7, s8 = s6 + X[53] * p0, s7 + X[53] * p1, s8 + X[53] * p2
+        p0, p1, p2 = Yv[54 * TS + jj], Yv[55 * TS + jj], Yv[56 * TS + jj]
+        s0, s1, s2 = s0 + X[54] * p0, s1 + X[54] * p1, s2 + X[54] * p2
+        s3, s4, s5 = s3 + X[55] * p0, s4 + X[55] * p1, s5 + X[55] * p2
+        s6, s7, s8 = s6 + X[56] * p0, s7 + X[56] * p1, s8 + X[56] * p2
+        p0, p1, p2 = Yv[57 * TS + jj], Yv[58 * TS + jj], Yv[59 * TS + jj]
+        s0, s1, s2 = s0 + X[57] * p0, s1 + X[57] * p1, s2 + X[57] * p2
+        s3, s4, s5 = s3 + X[58] * p0, s4 + X[58] * p1, s5 + X[58] * p2
+        s6, s7, s8 = s6 + X[59] * p0, s7 + X[59] * p1, s8 + X[59] * p2
+        W[jj], W[WS + jj], W[2 * WS + jj] = s0, s1, s2
+        W[3 * WS + jj], W[4 * WS + jj], W[5 * WS + jj] = s3, s4, s5
+        W[6 * WS + jj], W[7 * WS + jj], W[8 * WS + jj] = s6, s7, s8
 
 @njit(inline="always", **_opts)
 def _s(W, jj):
@@ -150,7 +250,7 @@ def _coeffs(W, jj, e0):
 def _rot(W, lp, nx2, Yn):
     """Per lane: lambda_max (QCP), quaternion from the adjugate, rotation R; #flagged lanes.
 
-    lambda_max: from an upper bound, 3 Laguerre steps (cubic, monotone) and one Newton step,
+    lambda_max: from an upper bound, 4 Laguerre steps (cubic, monotone) and one Newton step,
     whose size decides convergence. Flagged lanes (not converged, or ill-conditioned adjugate)
     must be redone by :func:`_robust`.
     """
@@ -158,9 +258,10 @@ def _rot(W, lp, nx2, Yn):
         c2, c1, c0, lam = _coeffs(W, jj, 0.5 * (nx2 + Yn[jj]))
         W[_LAM * WS + jj] = _laguerre(lam, c2, c1, c0)
         W[_C * WS + jj], W[(_C + 1) * WS + jj], W[(_C + 2) * WS + jj] = c2, c1, c0
-    for jj in range(lp):  # two more Laguerre steps: short body, many independent lanes
+    for jj in range(lp):  # three more Laguerre steps: short body, many independent lanes
         c2, c1, c0 = W[_C * WS + jj], W[(_C + 1) * WS + jj], W[(_C + 2) * WS + jj]
-        W[_LAM * WS + jj] = _laguerre(_laguerre(W[_LAM * WS + jj], c2, c1, c0), c2, c1, c0)
+        lam = _laguerre(_laguerre(W[_LAM * WS + jj], c2, c1, c0), c2, c1, c0)
+        W[_LAM * WS + jj] = _laguerre(lam, c2, c1, c0)
     nflag = 0
     for jj in range(lp):
         c2, c1, c0 = W[_C * WS + jj], W[(_C + 1) * WS + jj], W[(_C + 2) * WS + jj]
@@ -327,7 +428,10 @@ def _lane_costs(metric, geo, rows, xo, tiles, yo, L, params, W, out):
         out[jj] = 0.0
     for g in range(G):
         k0 = g * gk
-        _cov(rows, xo, tiles, yo, W, lp, k0, k0 + gk)
+        if gk == 20:
+            _cov20(rows, xo + 3 * k0, tiles, yo + 3 * k0 * TS, W, lp)
+        else:
+            _cov(rows, xo, tiles, yo, W, lp, k0, k0 + gk)
         nx2, Yn = rows[xo + k3 + g], tiles[yo + (k3 + g) * TS :]
         if _rot(W, lp, nx2, Yn) > 0:
             _robust(W, L, nx2, Yn)
@@ -387,6 +491,47 @@ def dtw_pair(metric, geo, rows, ra, m, tiles, tb, n, window, params, abandon, bu
         lo0, hi1 = max(0, i0 - w), min(n, i0 + nr - 1 + w + 1)
         row_costs(metric, geo, rows, (ra + i0) * geo[0], nr, tiles, tb, lo0, hi1, params, W,
                   crow, cs)  # fmt: skip
+        if nr == 2:  # two rows as a wavefront (row i0 at j, row i0 + 1 at j - 1): the two
+            # serial min/add chains overlap; same operations, same order as one row at a time
+            i = i0
+            lo, hi = max(0, i - w), min(n, i + w + 1)
+            lo2, hi2 = max(0, i + 1 - w), min(n, i + w + 2)
+            c, c2 = crow, crow[cs:]
+            if hi < n:
+                cur[hi] = inf
+            if lo > 0:
+                cur[lo - 1] = inf
+            left = rowmin = left2 = rowmin2 = inf
+            for j in range(lo, max(hi, hi2 + 1)):
+                if j < hi:
+                    if i == 0:
+                        best = 0.0 if j == 0 else left
+                    else:
+                        best = min(prev[j], left)
+                        if j > 0:
+                            best = min(best, prev[j - 1])
+                    left = c[j] + best
+                    cur[j] = left
+                    rowmin = min(rowmin, left)
+                j2 = j - 1
+                if j2 >= lo2 and j2 < hi2:  # row i + 1 overwrites row i - 1 behind row i
+                    best = min(cur[j2], left2)
+                    if j2 > 0:
+                        best = min(best, cur[j2 - 1])
+                    left2 = c2[j2] + best
+                    prev[j2] = left2
+                    rowmin2 = min(rowmin2, left2)
+            if rowmin > abandon:
+                buf[4][0] += i + 1
+                return inf
+            if hi2 < n:
+                prev[hi2] = inf
+            if lo2 > 0:
+                prev[lo2 - 1] = inf
+            if rowmin2 > abandon:
+                buf[4][0] += i + 2
+                return inf
+            continue
         for i in range(i0, i0 + nr):
             lo, hi = max(0, i - w), min(n, i + w + 1)
             c = crow[(i - i0) * cs :]
