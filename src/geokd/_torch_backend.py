@@ -150,22 +150,8 @@ def _pair_distances(P, pa, pb, window: int, device: str) -> np.ndarray:
 
 def cdist(Q, R, *, window: int, device: str) -> np.ndarray:
     """Distance matrix of prepared queries Q against prepared references R (None: symmetric)."""
-    from .distances import _concat
+    from .distances import matrix_from_pairs
 
     if device == "cuda" and not cuda_available():
         raise RuntimeError("backend='cuda' but torch.cuda.is_available() is False")
-    if R is None:
-        n = len(Q)
-        ia, ib = np.triu_indices(n, k=1)
-        out = np.zeros((n, n))
-        if ia.size:
-            d = _pair_distances(Q, ia, ib, window, device)
-            out[ia, ib] = d
-            out[ib, ia] = d
-        return out
-    P = _concat(Q, R)
-    nq, nr = len(Q), len(R)
-    ia, ib = np.divmod(np.arange(nq * nr, dtype=np.int64), nr)
-    if not ia.size:
-        return np.zeros((nq, nr))
-    return _pair_distances(P, ia, ib + nq, window, device).reshape(nq, nr)
+    return matrix_from_pairs(Q, R, lambda P, ia, ib: _pair_distances(P, ia, ib, window, device))

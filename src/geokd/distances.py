@@ -357,18 +357,30 @@ def cdist(
         from . import _torch_backend
 
         return _torch_backend.cdist(Q, R, window=w, device="cuda" if backend == "cuda" else "cpu")
+    return matrix_from_pairs(Q, R, lambda P, ia, ib: _run_pairs(P, ia, ib, w, nthreads))
+
+
+def matrix_from_pairs(Q: PreparedSequences, R: PreparedSequences | None, run) -> np.ndarray:
+    """The one code path of every backend: list the sequence pairs, run them, place the values.
+
+    ``R is None``: the symmetric (n, n) matrix from the upper-triangle pairs (mirrored, zero
+    diagonal); else the (nq, nr) matrix of all pairs. ``run(P, ia, ib)`` returns the distances
+    of pairs ``(ia[p], ib[p])`` of the prepared set ``P`` (int64 index arrays).
+    """
     if R is None:
         n = len(Q)
         ia, ib = np.triu_indices(n, k=1)
         out = np.zeros((n, n))
-        d = _run_pairs(Q, ia.astype(np.int64), ib.astype(np.int64), w, nthreads)
-        out[ia, ib] = d
-        out[ib, ia] = d
+        if ia.size:
+            d = run(Q, ia.astype(np.int64), ib.astype(np.int64))
+            out[ia, ib] = d
+            out[ib, ia] = d
         return out
-    P = _concat(Q, R)
     nq, nr = len(Q), len(R)
+    if not (nq and nr):
+        return np.zeros((nq, nr))
     ia, ib = np.divmod(np.arange(nq * nr, dtype=np.int64), nr)
-    return _run_pairs(P, ia, ib + nq, w, nthreads).reshape(nq, nr)
+    return run(_concat(Q, R), ia, ib + nq).reshape(nq, nr)
 
 
 def pair_distance(
