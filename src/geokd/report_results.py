@@ -1,0 +1,404 @@
+"""The report's per-protocol results sections and its closing "Run facts" section.
+
+A results section is drawn from ``results/<dataset>/<protocol>/``, each sub-section left out
+when its files are missing (see :mod:`geokd.report`); "Run facts" gathers per-rule wall time
+and peak memory, package versions, git revision and data checksums.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import plots_results as rplots
+from .errors import InputError
+from .report_html import _Emitter, _esc, _grid, _mono, _num, _pct, _table, file_sha256
+from .shards import load_matrix
+from .splits import read_split
+from .tables import Cell, fmt_number, knn_metric, read_benchmarks
+from .teacher import read_soft_labels
+
+
+@dataclass
+class _RunFacts:
+    """What the results sections gather for the closing "Run facts" section."""
+
+    checksums: list[list[str]] = field(default_factory=list)
+    provenance: list[dict] = field(default_factory=list)
+
+
+def _read_json(path: Path) -> dict | None:
+    """A JSON file, ``None`` where it is absent; :class:`InputError` where unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON file ({exc})") from exc
+
+
+#: Results sub-sections: key -> (heading, the files it needs).
+RESULT_SECTIONS = {
+    "acc": ("Accuracy and inference speed", "summary.json"),
+    "dist": ("Distances", "split.tsv, distances/*/train-train.npy"),
+    "knn": ("k-NN accuracy against k", "knn/*.json"),
+    "teacher": ("Teacher", "teacher/*.json, teacher/*.parquet with split.tsv"),
+    "curves": ("Training curves", "models/*/seed*/history.json"),
+    "confusion": (
+        "Confusion matrices and per-class accuracy",
+        "knn/*.json, models/*/seed*/metrics.json",
+    ),
+}
+MODE_TITLES = {"transformer": "Transformer (labels only)", "distilled": "Distilled student"}
+
+
+def _accuracy_html(summary: dict) -> str:
+    rows = []
+    for metric, res in sorted((summary.get("knn") or {}).items()):
+        f1, k = res.get("macro_f1_per_k") or {}, res["best_k"]
+        rows.append([f"KNN 1-NN ({_esc(metric)})", _pct(res["k1_accuracy"]), _pct(f1.get("1"))])
+        rows.append(
+            [
+                f"KNN best k = {k} ({_esc(metric)}; k chosen on test: optimistic)",
+                _pct(res["best_accuracy"]),
+                _pct(f1.get(str(k))),
+            ]
+        )
+    for row in rows:
+        row += ["&ndash;", "&ndash;"]
+    for mode in ("transformer", "distilled"):
+        res = summary.get(mode)
+        if res:
+            cell = Cell(res["accuracy_mean"], res["accuracy_std"], res["n_seeds"])
+            per_seed = sorted(res.get("per_seed", {}).items(), key=lambda kv: int(kv[0]))
+            seeds = ", ".join(f"{s}: {100 * a:.2f}" for s, a in per_seed)
+            rows.append(
+                [
+                    MODE_TITLES[mode],
+                    fmt_number(cell, 100, 2),
+                    _pct(res.get("macro_f1_mean")),
+                    str(res["n_seeds"]),
+                    _esc(seeds),
+                ]
+            )
+    head = ["model", "test accuracy (%)", "macro-F1 (%)", "seeds", "accuracy per seed (%)"]
+    inf = summary.get("inference") or {}
+    knn = f"exact KNN 1-NN ({_esc(inf.get('knn_metric', '?'))}) against the whole training set"
+    irows = [
+        [label, _num(inf[key], fmt), unit]
+        for key, label, fmt, unit in (
+            ("student_ms_per_sample", "student, batch 1", ".3f", "ms/sample"),
+            ("student_ms_per_sample_batched", "student, batched (best batch)", ".3f", "ms/sample"),
+            ("knn_ms_per_sample", knn, ".3f", "ms/query"),
+            ("speedup", "speed-up (KNN / student batch 1)", ".1f", "&times;"),
+        )
+        if key in inf
+    ]
+    out = "<p>Test accuracy; models: mean &plusmn; sample standard deviation over seeds.</p>"
+    out += _grid(head, rows)
+    if irows:
+        out += "<p>Inference speed (as timed by the workflow).</p>"
+        out += _grid(["quantity", "value", "unit"], irows, text_cols=(0, 2))
+    return out
+
+
+def _distances_html(rdir: Path, labels: dict, names: list[str], emit: _Emitter) -> str | None:
+    parts = []
+    for path in sorted(rdir.glob("distances/*/train-train.npy")) if labels else []:
+        metric = path.parent.name
+        D, sidecar = load_matrix(path)
+        ids = [str(i) for i in sidecar.get("row_ids") or []]
+        if len(ids) != D.shape[0] or any(i not in labels for i in ids):
+            raise InputError(path, "row ids are not sequences of split.tsv beside it")
+        y = [labels[i] for i in ids]
+        parts.append(
+            emit(
+                f"distances_{metric}",
+                rplots.distance_heatmap(D, y, names, metric),
+                f"train x train distance matrix, {metric}",
+                f"{metric}-DTW distances between the {len(ids)} training sequences, rows and "
+                "columns ordered by class; white lines mark the class boundaries.",
+            )
+        )
+        parts.append(
+            emit(
+                f"distance_hist_{metric}",
+                rplots.distance_distributions(D, y, metric),
+                f"intra- and inter-class distance histograms, {metric}",
+                "Distances between training sequences of the same class and of different "
+                "classes (each pair once; areas normalised to 1).",
+            )
+        )
+    return "".join(parts) or None
+
+
+def _knn_html(rdir: Path, knn: dict[str, dict], emit: _Emitter) -> str | None:
+    if not knn:
+        return None
+    rows, curves = [], {}
+    for metric, res in knn.items():
+        curves[metric] = ({int(k): v["accuracy"] for k, v in res["per_k"].items()}, res["best_k"])
+        one = res["per_k"].get("1") or {}
+        lat = _read_json(rdir / "knn" / f"latency_{metric}.json") or {}
+        rows.append(
+            [
+                _esc(metric),
+                str(one.get("n", "&ndash;")),
+                _pct(one.get("accuracy")),
+                _pct(one.get("macro_f1")),
+                str(res["best_k"]),
+                _pct(res["best_accuracy"]),
+                _num(lat.get("ms_per_query")),
+            ]
+        )
+    head = ["metric", "test queries", "1-NN accuracy (%)", "1-NN macro-F1 (%)", "best k"]
+    head += ["best-k accuracy (%)", "1-NN latency (ms/query)"]
+    fig = emit(
+        "knn_vs_k",
+        rplots.knn_accuracy_curve(curves),
+        "k-NN test accuracy against k",
+        "Test accuracy of k-NN on the test x train distances for each k; circle: 1-NN, "
+        "star: the best k (chosen on test, so optimistic).",
+    )
+    return _grid(head, rows) + fig
+
+
+def _teacher_html(rdir: Path, labels: dict, names: list[str], emit: _Emitter) -> str | None:
+    diags = {p.stem: _read_json(p) or {} for p in sorted(rdir.glob("teacher/*.json"))}
+    soft = sorted(rdir.glob("teacher/*.parquet"))
+    if not diags and not (soft and labels):
+        return None
+    parts = []
+    if diags:
+        rows = [
+            [
+                _esc(method),
+                _pct(d.get("accuracy")),
+                _num(d.get("mean_entropy")),
+                _num(d.get("mean_normalised_entropy")),
+                _num(d.get("ece")),
+                _num(d.get("mean_true_class_probability")),
+                _mono(json.dumps(d.get("params", {}), sort_keys=True)),
+            ]
+            for method, d in diags.items()
+        ]
+        bins = next((d["ece_bins"] for d in diags.values() if "ece_bins" in d), "?")
+        head = ["method", "train accuracy, argmax (%)", "mean entropy (nats)"]
+        head += ["mean normalised entropy", f"ECE ({bins} bins)", "mean P(true class)"]
+        parts.append(_grid([*head, "parameters"], rows, text_cols=(0, 6)))
+    for path in soft if labels else []:
+        ids, P = read_soft_labels(path)
+        if any(i not in labels for i in ids):
+            raise InputError(path, "sequence ids are not sequences of split.tsv beside it")
+        y = [labels[i] for i in ids]
+        parts.append(
+            emit(
+                f"soft_labels_{path.stem}",
+                rplots.soft_label_examples(P, y, ids, names, path.stem),
+                f"soft labels of training samples, {path.stem}",
+                f"Teacher probabilities ({path.stem}) over the classes for training samples "
+                "spread over the classes; the true class is in red.",
+            )
+        )
+    return "".join(parts)
+
+
+def _load_runs(rdir: Path) -> dict[str, list[tuple[int, dict | None, dict | None]]]:
+    """Model -> [(seed, metrics.json, history.json)] in seed order; absent files are None."""
+    runs = {}
+    for mode in ("transformer", "distilled"):
+        found = []
+        for d in (rdir / "models" / mode).glob("seed*"):
+            m = re.fullmatch(r"seed(\d+)", d.name)
+            if m and d.is_dir():
+                found.append(
+                    (int(m[1]), _read_json(d / "metrics.json"), _read_json(d / "history.json"))
+                )
+        if found:
+            runs[mode] = sorted(found, key=lambda r: r[0])
+    return runs
+
+
+def _curves_html(runs: dict, emit: _Emitter) -> str | None:
+    histories = {mode: [h for _, _, h in rs if h] for mode, rs in runs.items()}
+    histories = {mode: hs for mode, hs in histories.items() if hs}
+    if not histories:
+        return None
+    return emit(
+        "training_curves",
+        rplots.training_curves(histories),
+        "training curves over seeds",
+        "Per epoch: training objective, cross-entropy against the labels on the training set, "
+        "and test accuracy; line: mean over seeds, band: min to max over seeds.",
+    )
+
+
+def _confusion_html(
+    knn: dict, runs: dict, summary: dict | None, names: list[str], emit: _Emitter
+) -> str | None:
+    parts, per_class = [], {}
+    if knn:
+        metric = knn_metric({"knn": knn, "inference": (summary or {}).get("inference") or {}})
+        one = knn[metric]["per_k"].get("1") or {}
+        if "confusion" in one:
+            fig = rplots.confusion_matrix(one["confusion"], names, f"KNN 1-NN ({metric})")
+            cap = f"Test confusion matrix of 1-NN on the {metric} distances (colour: row fraction)."
+            parts.append(emit("confusion_knn", fig, "KNN 1-NN confusion matrix", cap))
+        if "per_class_accuracy" in one:
+            per_class[f"KNN 1-NN ({metric})"] = _floats(one["per_class_accuracy"])
+    for mode in ("transformer", "distilled"):
+        tests = [(seed, m["test"]) for seed, m, _ in runs.get(mode, []) if m and "test" in m]
+        if mode == "distilled" and tests and "confusion" in tests[0][1]:
+            seed, test = tests[0]
+            fig = rplots.confusion_matrix(
+                test["confusion"], names, f"Distilled student, seed {seed}"
+            )
+            cap = f"Test confusion matrix of the distilled student, seed {seed}."
+            parts.append(
+                emit("confusion_distilled", fig, "distilled student confusion matrix", cap)
+            )
+        pcs = [_floats(t["per_class_accuracy"]) for _, t in tests if "per_class_accuracy" in t]
+        if pcs:
+            per_class[f"{MODE_TITLES[mode]}, mean of {len(pcs)} seed(s)"] = np.mean(pcs, axis=0)
+    if per_class:
+        parts.append(
+            emit(
+                "per_class_accuracy",
+                rplots.per_class_accuracy(per_class, names),
+                "per-class test accuracy",
+                "Test accuracy per class: KNN 1-NN and the models (mean over seeds).",
+            )
+        )
+    return "".join(parts) or None
+
+
+def _floats(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _results_section(
+    rdir: Path,
+    dataset: str,
+    protocol: str,
+    names: list[str],
+    anchor: str,
+    emit: _Emitter,
+    store_sha: str,
+    facts: _RunFacts,
+) -> str:
+    """One protocol's results; each sub-section is left out where its files are missing."""
+    if not rdir.is_dir():
+        raise InputError(rdir, "results folder not found")
+    split = rdir / "split.tsv"
+    labels: dict[str, int] = {}
+    if split.is_file():
+        table = read_split(split)
+        ids, ys = table["sequence_id"].astype(str), table["label"].astype(int)
+        labels = dict(zip(ids, ys, strict=True))
+    summary = _read_json(rdir / "summary.json")
+    knn = {
+        p.stem: _read_json(p) or {}
+        for p in sorted(rdir.glob("knn/*.json"))
+        if not p.stem.startswith("latency_")
+    }
+    runs = _load_runs(rdir)
+    bodies = {
+        "acc": _accuracy_html(summary) if summary else None,
+        "dist": _distances_html(rdir, labels, names, emit),
+        "knn": _knn_html(rdir, knn, emit),
+        "teacher": _teacher_html(rdir, labels, names, emit),
+        "curves": _curves_html(runs, emit),
+        "confusion": _confusion_html(knn, runs, summary, names, emit),
+    }
+    subs = [(key, *RESULT_SECTIONS[key], body) for key, body in bodies.items()]
+    parts = [
+        f'<h4 id="{anchor}">Results: protocol {_esc(protocol)}</h4>',
+        f'<p class="meta">results folder <code>{_esc(rdir)}</code></p>',
+    ]
+    missing = [f"{title} ({needs})" for _, title, needs, body in subs if body is None]
+    for key, title, _, body in subs:
+        if body is not None:
+            parts.append(f'<h5 id="{anchor}-{key}">{_esc(title)}</h5>\n{body}')
+    if missing:
+        parts.append(f'<p class="meta">Not shown, files missing: {_esc("; ".join(missing))}.</p>')
+
+    prov = (summary or {}).get("provenance") or {}
+    if prov:
+        facts.provenance.append(prov)
+    recorded = prov.get("data_sha256")
+    data = "&ndash;"
+    if recorded:
+        same = "matches the store" if recorded == store_sha else "<strong>not the store</strong>"
+        data = f"<code>{_esc(recorded)}</code> ({same})"
+    mats = []
+    for side in sorted(rdir.glob("distances/*/*.npy.json")):
+        sha = (_read_json(side) or {}).get("sha256", "?")
+        mats.append(f"{_esc(side.parent.name)}/{_esc(side.name[:-5])}: <code>{_esc(sha)}</code>")
+    split_sha = f"<code>{file_sha256(split)}</code>" if split.is_file() else "&ndash;"
+    row = [_esc(dataset), _esc(protocol), data, split_sha, "<br>".join(mats) or "&ndash;"]
+    facts.checksums.append(row)
+    return "\n".join(parts)
+
+
+def _bench_cells(wall_sum: float, wall_max: float, rss: float) -> list[str]:
+    rss_cell = "&ndash;" if np.isnan(rss) else _num(rss, ".1f")
+    return [_num(wall_sum, ".2f"), _num(wall_max, ".2f"), rss_cell]
+
+
+def _run_facts_section(
+    benchmarks_dir: Path | None, provenance: dict | None, facts: _RunFacts
+) -> str:
+    parts = [
+        '<h2 id="run-facts">Run facts</h2>',
+        '<h3 id="run-facts-time">Wall time and memory per rule</h3>',
+    ]
+    bench = read_benchmarks(benchmarks_dir) if benchmarks_dir and benchmarks_dir.is_dir() else None
+    if bench is None or bench.empty:
+        where = f" under <code>{_esc(benchmarks_dir)}</code>" if benchmarks_dir else ""
+        parts.append(f"<p><em>No Snakemake benchmark files{where}.</em></p>")
+    else:
+        rows = [
+            [_esc(r.rule), str(r.jobs), *_bench_cells(r.wall_s_sum, r.wall_s_max, r.max_rss_mb)]
+            for r in bench.itertuples()
+        ]
+        total = [
+            "<strong>all rules</strong>",
+            str(int(bench["jobs"].sum())),
+            *_bench_cells(
+                bench["wall_s_sum"].sum(), bench["wall_s_max"].max(), bench["max_rss_mb"].max()
+            ),
+        ]
+        head = ["rule", "jobs", "wall time, sum (s)", "wall time, max (s)", "peak max_rss (MB)"]
+        parts.append(f'<p class="meta">From <code>{_esc(benchmarks_dir)}</code>.</p>')
+        parts.append(_grid(head, [*rows, total]))
+    parts.append('<h3 id="run-facts-provenance">Software and revision</h3>')
+    prov = provenance if provenance is not None else next(iter(facts.provenance), None)
+    if not prov:
+        parts.append("<p><em>No provenance recorded.</em></p>")
+    else:
+        packages = prov.get("packages") or {}
+        pkgs = ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))
+        rows = [
+            ("git revision", f"<code>{_esc(prov.get('git_revision', 'unknown'))}</code>"),
+            ("config hash", f"<code>{_esc(prov.get('config_hash', 'unknown'))}</code>"),
+            ("packages", f'<span class="mono">{_esc(pkgs) or "&ndash;"}</span>'),
+        ]
+        parts.append(_table(rows))
+        keys = ("git_revision", "packages", "config_hash")
+        seen = {json.dumps({k: p.get(k) for k in keys}, sort_keys=True) for p in facts.provenance}
+        if len(seen) > 1:
+            parts.append(
+                f'<p class="meta">The summaries record {len(seen)} different revisions, package '
+                "sets or configurations; the first is shown.</p>"
+            )
+    if facts.checksums:
+        parts.append('<h3 id="run-facts-checksums">Data checksums (SHA-256)</h3>')
+        head = ["dataset", "protocol", "store (recorded in summary.json)", "split.tsv"]
+        parts.append(
+            _grid([*head, "distance matrices"], facts.checksums, text_cols=(0, 1, 2, 3, 4))
+        )
+    return "\n".join(parts)
