@@ -200,3 +200,25 @@ def test_default_config_is_valid_and_plans_the_report():
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_real_data_config_replaces_the_default(utd_dir):
+    done = subprocess.run(
+        [
+            str(BIN / "snakemake"),
+            "-n",
+            "--cores",
+            "2",
+            "--configfile",
+            "config/utd_mhad.yaml",
+            "--replace-workflow-config",
+            "results/report.html",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "ingest_utd_mhad" in out and "synthetic" not in out
