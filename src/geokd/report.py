@@ -32,8 +32,9 @@ import pandas as pd
 
 from . import __version__, plots
 from .atomic import write_text
+from .checksum import sha256_file as file_sha256  # public name of the report API
 from .errors import InputError
-from .report_html import CSS, _Emitter, _esc, _img, _slug, _table, file_sha256
+from .report_html import CSS, _Emitter, _esc, _img, _slug, _table
 from .report_results import _results_section, _run_facts_section, _RunFacts
 from .splits import SPLITS, read_split
 from .store import StoreInfo, load_sequences, read_info

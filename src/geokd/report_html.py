@@ -6,9 +6,7 @@ two-column and headed tables, number cells, and the SHA-256 of a file.
 
 from __future__ import annotations
 
-import hashlib
 import html
-import os
 import re
 from pathlib import Path
 
@@ -33,15 +31,6 @@ figcaption { font-size: .9em; color: #555; }
 .meta { color: #555; font-size: .92em; }
 nav ul { margin-top: .2em; }
 """
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _esc(value: object) -> str:

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from . import plots_results as rplots
-from .errors import InputError
-from .report_html import _Emitter, _esc, _grid, _mono, _num, _pct, _table, file_sha256
+from .checksum import sha256_file
+from .errors import InputError, read_json
+from .report_html import _Emitter, _esc, _grid, _mono, _num, _pct, _table
 from .shards import load_matrix
 from .splits import read_split
 from .tables import Cell, fmt_number, knn_metric, read_benchmarks
@@ -33,12 +34,7 @@ class _RunFacts:
 
 def _read_json(path: Path) -> dict | None:
     """A JSON file, ``None`` where it is absent; :class:`InputError` where unreadable."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"not a readable JSON file ({exc})") from exc
+    return read_json(path) if path.is_file() else None
 
 
 #: Results sub-sections: key -> (heading, the files it needs).
@@ -338,7 +334,7 @@ def _results_section(
     for side in sorted(rdir.glob("distances/*/*.npy.json")):
         sha = (_read_json(side) or {}).get("sha256", "?")
         mats.append(f"{_esc(side.parent.name)}/{_esc(side.name[:-5])}: <code>{_esc(sha)}</code>")
-    split_sha = f"<code>{file_sha256(split)}</code>" if split.is_file() else "&ndash;"
+    split_sha = f"<code>{sha256_file(split)}</code>" if split.is_file() else "&ndash;"
     row = [_esc(dataset), _esc(protocol), data, split_sha, "<br>".join(mats) or "&ndash;"]
     facts.checksums.append(row)
     return "\n".join(parts)

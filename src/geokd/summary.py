@@ -15,26 +15,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from .atomic import write_text
-from .checksum import sha256_file
-from .errors import InputError
+from .checksum import sha256_bytes, sha256_file
+from .errors import read_json
 from .provenance import git_revision, package_versions
-
-
-def _read_json(path: str | os.PathLike) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"not a readable JSON file ({exc})") from exc
 
 
 def _model_summary(runs: Sequence[dict]) -> dict:
@@ -65,7 +56,7 @@ def summarize(
     """Gather the step outputs into one summary (module docstring) and write it atomically."""
     summary: dict = {"dataset": dataset, "protocol": protocol, "knn": {}, "teacher": {}}
     for path in knn:
-        res = _read_json(path)
+        res = read_json(path)
         summary["knn"][res["metric"]] = {
             "accuracy_per_k": {k: v["accuracy"] for k, v in res["per_k"].items()},
             "macro_f1_per_k": {k: v["macro_f1"] for k, v in res["per_k"].items()},
@@ -74,11 +65,11 @@ def summarize(
             "best_accuracy": res["best_accuracy"],
         }
     for path in teachers:
-        res = _read_json(path)
+        res = read_json(path)
         summary["teacher"][res["method"]] = res
     by_mode: dict[str, list[dict]] = {}
     for path in runs:
-        res = _read_json(path)
+        res = read_json(path)
         by_mode.setdefault(res["mode"], []).append(res)
     for mode, mode_runs in sorted(by_mode.items()):
         summary[mode] = _model_summary(sorted(mode_runs, key=lambda r: r["seed"]))
@@ -90,7 +81,7 @@ def summarize(
         batched = [v for x in lat for k, v in x.items() if re.fullmatch(r"batch_\d+", k)]
         inference["student_ms_per_sample_batched"] = float(min(batched))
     for path in latency:
-        res = _read_json(path)
+        res = read_json(path)
         inference["knn_ms_per_sample"] = res["ms_per_query"]
         inference["knn_metric"] = res["metric"]
     if "student_ms_per_sample" in inference and "knn_ms_per_sample" in inference:
@@ -98,7 +89,7 @@ def summarize(
     summary["inference"] = inference
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     summary["provenance"] = {
-        "config_hash": hashlib.sha256(blob).hexdigest()[:16],
+        "config_hash": sha256_bytes(blob)[:16],
         "git_revision": git_revision(),
         "packages": package_versions(),
         "data_sha256": sha256_file(store),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .checksum import sha256_bytes
 from .skeleton import HAND_BONES, HAND_LANDMARKS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
 from .store import StoreInfo, write_store
 
@@ -498,7 +498,7 @@ def generate(
         for (s, subj), t in ((st, t) for st in enumerate(subjects, start=1) for t in trials):
             x = _sequence(topo, cfg, template, subj, (c, s, t))
             sequences.append(x)
-            sha = hashlib.sha256(x.tobytes()).hexdigest()
+            sha = sha256_bytes(x.tobytes())
             rows.append((f"c{c:02d}_s{s:02d}_t{t}", c, name, s, t, source, sha))
     columns = ["sequence_id", "label", "label_name", "subject", "trial", "source", "sha256"]
     info = StoreInfo(dataset=cfg.dataset, landmark_names=list(topo.names), units="m",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import re
@@ -34,7 +33,7 @@ import pandas as pd
 
 from . import __version__
 from .atomic import write_text
-from .errors import InputError
+from .errors import InputError, read_json
 
 MODELS = ("knn", "transformer", "distilled")
 MODEL_LABELS = {"knn": "KNN (1-NN)", "transformer": "Transformer", "distilled": "Distilled"}
@@ -126,10 +125,7 @@ class TableRow:
 
 def read_summary(path: str | os.PathLike) -> dict:
     """A ``summary.json`` as a dict; :class:`InputError` naming the file if unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"not a readable summary JSON ({exc})") from exc
+    return read_json(path, "summary JSON")
 
 
 def _as_summary(value: Mapping | str | os.PathLike | None) -> Mapping | None:
