@@ -303,18 +303,13 @@ def knn_latency(
 
     from .atomic import write_text
     from .distances import knn_query, prepare
-    from .errors import InputError
-    from .splits import read_split
-    from .store import load_sequences
+    from .shards import select_sequences, split_ids
 
-    sequences, meta = load_sequences(store)
-    table = read_split(split_table)
-    index = {sid: i for i, sid in enumerate(meta["sequence_id"].astype(str))}
-    ids = {s: table.loc[table["split"] == s, "sequence_id"].astype(str) for s in ("train", "test")}
-    refs = prepare([sequences[index[s]] for s in ids["train"]], metric, **metric_params)
-    queries = [sequences[index[s]] for s in ids["test"][:n_queries]]
-    if not queries:
-        raise InputError(split_table, "no test sequences to time")
+    train = split_ids(split_table, "train")
+    test = split_ids(split_table, "test")[:n_queries]
+    sequences = select_sequences(store, train + test)
+    refs = prepare(sequences[: len(train)], metric, **metric_params)
+    queries = sequences[len(train) :]
     result: dict = {"metric": metric, "n_queries": len(queries), "n_references": len(refs)}
     for prune, key in ((True, "ms_per_query"), (False, "ms_per_query_full")):
         knn_query(queries[0], refs, 1, metric=metric, prune=prune, n_jobs=n_jobs, **metric_params)

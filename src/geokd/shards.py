@@ -124,7 +124,8 @@ def read_npy_checked(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     return array, sidecar
 
 
-def _select(store: str | os.PathLike, ids: Sequence[str]) -> list[np.ndarray]:
+def select_sequences(store: str | os.PathLike, ids: Sequence[str]) -> list[np.ndarray]:
+    """The store's sequences with these ids, in this order; InputError for an unknown id."""
     sequences, meta = load_sequences(store)
     index = {sid: i for i, sid in enumerate(meta["sequence_id"].astype(str))}
     missing = [sid for sid in ids if sid not in index]
@@ -153,7 +154,7 @@ def compute_block(
     q_sel = q_ids[bi * block_size : (bi + 1) * block_size]
     r_sel = r_ids[bj * block_size : (bj + 1) * block_size]
     wanted = list(dict.fromkeys([*q_sel, *r_sel]))
-    seqs = dict(zip(wanted, _select(store, wanted), strict=True))
+    seqs = dict(zip(wanted, select_sequences(store, wanted), strict=True))
     kwargs = dict(metric=spec.metric, window=spec.window, n_jobs=n_jobs, **spec.metric_params)
     if spec.symmetric and bi == bj:
         values = cdist([seqs[s] for s in q_sel], **kwargs)
