@@ -1,0 +1,252 @@
+"""The SLURM profile, and the workflow on a real single-node SLURM cluster (marker ``slurm``).
+
+The cluster (tests/slurm_cluster.py) uses Debian's munge and Slurm packages and needs root;
+without them the ``slurm`` tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from geokd.shards import plan_blocks
+from tests.slurm_cluster import (
+    PARTITION,
+    SLURM_CONF,
+    SlurmCluster,
+    missing_requirements,
+    write_test_profile,
+)
+from tests.test_workflow import BIN, ROOT, TINY, make_workdir, snakemake
+
+PROFILE = ROOT / "workflow" / "profiles" / "slurm"
+SNAKEFILE = ROOT / "workflow" / "Snakefile"
+
+# TINY with one protocol, one seed and 6-row blocks: 14 jobs (7 of them distance blocks).
+CONFIG = copy.deepcopy(TINY)
+CONFIG["datasets"]["tiny"]["protocols"] = {"paper": {"train": [1, 2], "test": [3, 4]}}
+CONFIG["distances"]["block_size"] = 6
+CONFIG["training"]["seeds"] = [0]
+RESULTS = Path("results/tiny/paper")
+COMPARED = [  # deterministic outputs: bytewise equal between a local and a SLURM run
+    RESULTS / "distances/procrustes/train-train.npy",
+    RESULTS / "distances/procrustes/test-train.npy",
+    RESULTS / "teacher/softmax.parquet",
+    RESULTS / "knn/procrustes.json",
+]
+TARGETS = [*COMPARED, RESULTS / "models/transformer/seed0/metrics.json"]
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: float = 480) -> subprocess.CompletedProcess:
+    """Snakemake on ``workdir`` without --cores (the profile decides), killed after ``timeout``."""
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(SNAKEFILE), "--directory", str(workdir)]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout)
+
+
+# -- the profile itself (no cluster needed) ----------------------------------------------------
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("flag", ["--profile", "--workflow-profile"])
+def test_profile_loads_and_plans_the_report(tmp_path, flag):
+    work = make_workdir(tmp_path, TINY)
+    done = run_snakemake(work, flag, str(PROFILE), "-n", "results/report.html", timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert f"slurm_partition={PARTITION}" in out and "report_html" in out
+
+
+@pytest.mark.workflow
+def test_profile_names_only_existing_rules_and_comments_every_entry(tmp_path):
+    text = (PROFILE / "config.yaml").read_text()
+    settings = yaml.safe_load(text)
+    assert settings["executor"] == "slurm"
+    assert {"slurm_partition", "mem_mb", "runtime"} <= set(settings["default-resources"])
+    work = make_workdir(tmp_path, TINY)
+    done = run_snakemake(work, "--list-rules", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rules = set(done.stdout.split())
+    named = set(settings["set-resources"]) | set(settings["set-threads"])
+    assert named <= rules, f"not rules of the workflow: {named - rules}"  # a typo does nothing
+    lines = text.splitlines()
+    for i, line in enumerate(lines):  # top-level keys and rule entries each carry a comment
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key = line.strip().split(":")[0]
+        above = lines[i - 1].lstrip().startswith("#")
+        below = i + 1 < len(lines) and lines[i + 1].lstrip().startswith("#")
+        if not line.startswith(" "):
+            assert above, f"top-level entry without a comment: {line!r}"
+        elif key in settings["set-resources"]:
+            assert above or below, f"set-resources entry without a comment: {line!r}"
+
+
+# -- the real cluster -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running single-node cluster for the module; stopped (by PID) afterwards."""
+    reason = missing_requirements()
+    if reason:
+        pytest.skip(reason)
+    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def test_profile(cluster, tmp_path_factory):
+    # at most half the node per job, so that two jobs run side by side
+    return write_test_profile(
+        PROFILE, tmp_path_factory.mktemp("profile"), max(1, cluster.cpus // 2)
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie left for init to reap counts as gone
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ", 1)[1][0] != "Z"
+
+
+@pytest.mark.slurm
+def test_cluster_stops_its_daemons_and_restores_the_config(tmp_path):
+    reason = missing_requirements()
+    if reason:
+        pytest.skip(reason)
+    original = SLURM_CONF.read_bytes() if SLURM_CONF.exists() else None
+    sentinel = b"# not a real config: must survive the test cluster\n"
+    wrote_sentinel = False
+    try:
+        for round_ in ("as found", "over a file"):
+            if round_ == "over a file" and original is None:
+                SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
+                SLURM_CONF.write_bytes(sentinel)
+                wrote_sentinel = True
+            before = SLURM_CONF.read_bytes() if SLURM_CONF.exists() else None
+            cluster = SlurmCluster(tmp_path / round_.replace(" ", "_")).start()
+            try:
+                pids = cluster.pids()
+                assert len(pids) == 3 and all(_alive(p) for p in pids)
+                assert "geokd test cluster" in SLURM_CONF.read_text()
+                info = subprocess.run(
+                    ["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True
+                )
+                assert info.stdout.split() == [f"{PARTITION}*", "idle"]
+            finally:
+                cluster.stop()
+            assert not any(_alive(p) for p in pids)
+            after = SLURM_CONF.read_bytes() if SLURM_CONF.exists() else None
+            assert after == before
+    finally:
+        if wrote_sentinel:
+            SLURM_CONF.unlink()
+
+
+@pytest.mark.slurm
+def test_workflow_on_slurm_equals_a_local_run(cluster, test_profile, tmp_path):
+    local = make_workdir(tmp_path / "local", CONFIG)
+    snakemake(local, *map(str, TARGETS))
+
+    work = make_workdir(tmp_path / "slurm", CONFIG)
+    started = time.monotonic()
+    done = run_snakemake(work, "--workflow-profile", str(test_profile), *map(str, TARGETS))
+    wall = time.monotonic() - started
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, f"{out}\n{cluster.logs()}"
+    print(f"SLURM run: {wall:.1f} s")
+
+    for path in TARGETS:
+        assert (work / path).is_file(), path
+    for path in COMPARED:
+        assert (work / path).read_bytes() == (local / path).read_bytes(), path
+
+    # every job went through SLURM, with the profile's resources
+    run_id = re.search(r"SLURM run ID: (\S+)", out).group(1)
+    jobs = _slurm_jobs(run_id)
+    test_threads = yaml.safe_load((test_profile / "config.yaml").read_text())["set-threads"][
+        "distance_block"
+    ]
+    assert test_threads == max(1, min(4, cluster.cpus // 2))
+    rules = [job["rule"] for job in jobs]
+    n_blocks = len(plan_blocks(12, 12, 6, symmetric=True)) + len(
+        plan_blocks(12, 12, 6, symmetric=False)
+    )
+    assert rules.count("distance_block") == n_blocks == 7
+    assert sorted(set(rules)) == sorted(
+        {"ingest_synthetic", "split", "distance_block", "distance_matrix"}
+        | {"soft_labels", "knn", "train_transformer"}
+    )
+    assert len(rules) == out.count("has been submitted with SLURM jobid")
+    assert all(job["state"] == "COMPLETED" for job in jobs), jobs
+    for job in jobs:
+        if job["rule"] == "distance_block":
+            # set-threads (capped for the test) and block_runtime: 5 + ceil(36 / (5000 * t))
+            assert job["cpus"] == test_threads and job["minutes"] == 6
+        if job["rule"] == "train_transformer":
+            assert job["minutes"] == 120 and job["memory"] == "4000M"
+    logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert len(logs) == len(jobs)
+
+
+def _slurm_jobs(run_id: str) -> list[dict]:
+    """The jobs of one Snakemake run (job name = run ID): rule, state, resources."""
+    done = subprocess.run(
+        ["squeue", "-h", "--states=all", "--name", run_id, "-o", "%i|%T|%k|%C|%l|%m"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    jobs = []
+    for line in done.stdout.split():
+        jobid, state, comment, cpus, limit, memory = line.split("|")
+        rule = comment.removeprefix("rule_").split("_wildcards_")[0]
+        h, m, s = ["0", *limit.split(":")][-3:]
+        minutes = 60 * int(h.split("-")[-1]) + int(m) + int(s) // 60
+        jobs.append(
+            {"id": jobid, "state": state, "rule": rule, "cpus": int(cpus)}
+            | {"minutes": minutes, "memory": memory}
+        )
+    return jobs
+
+
+@pytest.mark.slurm
+def test_a_failing_job_fails_the_run_and_keeps_its_logs(cluster, test_profile, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a1_s1_t1_skeleton.mat").write_bytes(b"not a MATLAB file")
+    config = {
+        "datasets": {
+            "real": {
+                "source": "utd_mhad",
+                "raw_dir": str(raw),
+                "protocols": {"paper": {"train": [1], "test": [2]}},
+            }
+        }
+    }
+    work = make_workdir(tmp_path, config)
+    started = time.monotonic()
+    done = run_snakemake(
+        work, "--workflow-profile", str(test_profile), "data/interim/real/sequences.parquet"
+    )
+    wall = time.monotonic() - started
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert wall < 120, f"the failure took {wall:.0f} s to notice"
+    assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", out), out
+    error = (work / "logs/ingest_utd_mhad/real.log").read_text()
+    assert "geokd: error:" in error and "a1_s1_t1_skeleton.mat" in error
+    slurm_log = next((work / ".snakemake/slurm_logs/rule_ingest_utd_mhad").rglob("*.log"))
+    assert "Error in rule ingest_utd_mhad" in slurm_log.read_text()
+    assert not (work / "data/interim/real/sequences.parquet").exists()
