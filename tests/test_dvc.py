@@ -1,0 +1,337 @@
+"""DVC over the Snakemake workflow (dvc.yaml, docs/dvc.md).
+
+Fast: DVC reads the pipeline, every param is a key of config/config.yaml, every stage lists the
+rules and geokd modules it runs, and each stage's targets and outs match the workflow's jobs.
+Slow: in a scratch git repository on a small config, `dvc repro`, `dvc push`, then `make pull`
+(dvc pull + snakemake --touch) in a fresh clone and in place after deleting the outputs and the
+cache: every file comes back byte for byte, and both DVC and Snakemake have nothing to do.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PACKAGE = ROOT / "src" / "geokd"
+PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGES = PIPELINE["stages"]
+CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+# The geokd modules each stage's `python -m geokd <command>` imports first (cli.py imports its
+# command's module inside the command); everything they import in turn is found below.
+ENTRY_MODULES = {
+    "ingest": {"synthetic"},
+    "split": {"splits"},
+    "distances": {"shards", "checksum"},
+    "teacher": {"teacher", "atomic"},
+    "knn": {"knn"},
+    "training": {"train", "student"},
+    "report": {"summary", "report", "tables"},
+}
+
+
+def env() -> dict[str, str]:
+    """The venv first on PATH (dvc.yaml runs `snakemake`), no DVC analytics."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+
+
+def run(cwd: Path, *cmd: str | Path, timeout: int = 600) -> str:
+    done = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        tail = f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        raise AssertionError(f"{cmd} failed in {cwd}:\n{tail}")
+    return done.stdout + done.stderr
+
+
+def stage_command(stage: str) -> tuple[list[str], list[str]]:
+    """(targets, allowed rules) of `snakemake --cores all TARGET... --allowed-rules RULE...`."""
+    words = shlex.split(STAGES[stage]["cmd"])
+    assert words[:3] == ["snakemake", "--cores", "all"], words
+    cut = words.index("--allowed-rules")
+    return words[3:cut], words[cut + 1 :]
+
+
+def stage_outs(stage: str) -> list[str]:
+    spec = STAGES[stage]
+    return [*spec.get("outs", []), *spec.get("metrics", [])]
+
+
+def covered(path: str, outs: list[str]) -> bool:
+    return any(path == out or path.startswith(out + "/") for out in outs)
+
+
+def dotted(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        assert isinstance(node, dict) and part in node, f"{key!r} is not in config/config.yaml"
+        node = node[part]
+    return node
+
+
+def geokd_imports(module: str, *, top_level_only: bool = False) -> set[str]:
+    """The geokd modules `module` imports (``from . import __version__`` counts as __init__)."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:
+                found.add(node.module.split(".")[0])
+            elif node.level == 1:
+                found.update(a.name for a in node.names)
+            elif node.module and node.module.split(".")[0] == "geokd":
+                parts = node.module.split(".")
+                found.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("geokd."))
+    return {m if (PACKAGE / f"{m}.py").exists() else "__init__" for m in found}
+
+
+def import_closure(modules: set[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(geokd_imports(module) - seen)
+    return seen
+
+
+def rule_files() -> dict[str, str]:
+    """Rule name -> the workflow/rules/*.smk file that defines it."""
+    found = {}
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for name in re.findall(r"^(?:rule|checkpoint) (\w+):", smk.read_text(), re.M):
+            found[name] = f"workflow/rules/{smk.name}"
+    return found
+
+
+def test_dvc_reads_the_pipeline_and_orders_the_stages():
+    dot = run(ROOT, BIN / "dvc", "dag", "--dot")
+    edges = set(re.findall(r'"(\w+)" -> "(\w+)"', dot))
+    for edge in [
+        ("ingest", "split"),
+        ("split", "distances"),
+        ("distances", "teacher"),
+        ("distances", "knn"),
+        ("teacher", "training"),
+        ("training", "report"),
+        ("knn", "report"),
+    ]:
+        assert edge in edges, (edge, sorted(edges))
+
+
+def test_every_param_is_a_key_of_the_config():
+    for stage, spec in STAGES.items():
+        for entry in spec.get("params", []):
+            assert isinstance(entry, dict) and list(entry) == ["config/config.yaml"], stage
+            for key in entry["config/config.yaml"] or []:
+                dotted(CONFIG, key)
+
+
+def test_every_dep_exists_and_each_stage_lists_its_rules_and_code():
+    defined = rule_files()
+    base = {"__main__", "cli"} | import_closure(geokd_imports("cli", top_level_only=True))
+    assert set(ENTRY_MODULES) == set(STAGES)
+    for stage, spec in STAGES.items():
+        deps = set(spec["deps"])
+        code = {d for d in deps if d.startswith(("src/", "workflow/"))}
+        for dep in code:
+            assert (ROOT / dep).is_file(), (stage, dep)
+        _, rules = stage_command(stage)
+        for rule in rules:
+            assert rule in defined, (stage, rule)
+        wanted_rules = {"workflow/rules/common.smk"} | {defined[r] for r in rules}
+        wanted = base | import_closure(ENTRY_MODULES[stage])
+        wanted = wanted_rules | {f"src/geokd/{m}.py" for m in wanted}
+        assert wanted <= code, (stage, sorted(wanted - code))
+        # data deps are outputs of earlier stages
+        for dep in deps - code:
+            assert any(covered(dep, stage_outs(s)) for s in STAGES if s != stage), (stage, dep)
+
+
+def dry_run_jobs(out: str) -> list[tuple[str, list[str], list[str]]]:
+    """(rule, inputs, outputs) of every job a `snakemake --dry-run` lists."""
+    jobs = []
+    blocks = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", out, re.M)
+    for rule, body in blocks:
+        fields = dict(re.findall(r"^    (\w+): (.*)$", body, re.M))
+        if "output" in fields:
+            inputs = fields["input"].split(", ") if "input" in fields else []
+            jobs.append((rule, inputs, fields["output"].split(", ")))
+    return jobs
+
+
+@pytest.mark.workflow
+def test_stage_targets_and_outs_match_the_workflow_jobs(tmp_path):
+    """A dry run of the default config lists every job: each belongs to one stage, writes only
+    inside that stage's outs, and is a target of the stage or feeds one of its jobs."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    out = run(
+        tmp_path,
+        BIN / "snakemake",
+        "--snakefile",
+        ROOT / "workflow" / "Snakefile",
+        "--directory",
+        tmp_path,
+        "--cores",
+        "1",
+        "--dry-run",
+    )
+    jobs = dry_run_jobs(out)
+    assert len(jobs) > 20, out[-3000:]
+    stage_of = {rule: s for s in STAGES for rule in stage_command(s)[1]}
+    assert len(stage_of) == sum(len(stage_command(s)[1]) for s in STAGES), "a rule in two stages"
+    for rule, _, _ in jobs:
+        assert rule in stage_of, f"no DVC stage runs rule {rule}"
+    for stage in STAGES:
+        targets, _ = stage_command(stage)
+        mine = [(i, o) for r, i, o in jobs if stage_of[r] == stage]
+        consumed = {path for inputs, _ in mine for path in inputs}
+        produced = {path for _, outputs in mine for path in outputs}
+        assert set(targets) <= produced, (stage, sorted(set(targets) - produced))
+        for _, outputs in mine:
+            assert set(outputs) & (set(targets) | consumed), f"{stage} builds none of {outputs}"
+            for path in outputs:
+                assert covered(path, stage_outs(stage)), f"{path} is not an out of {stage}"
+
+
+# The slow round trip ------------------------------------------------------------------------
+
+# What a clone holds that the pipeline needs (copied with __pycache__: numba's kernel caches).
+TREE = [
+    "workflow",
+    "src/geokd",
+    "config/config.yaml",
+    "dvc.yaml",
+    "dvc.lock",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+    "Makefile",
+    "data/README.md",
+    "results/README.md",
+]
+
+
+UP_TO_DATE = "Data and pipelines are up to date."
+
+
+def small_config() -> dict:
+    """The default config, smaller: same dataset, protocols and seeds (dvc.yaml names them)."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    synthetic = config["datasets"]["synthetic"]
+    synthetic["synthetic"].update(n_classes=3, n_subjects=4, min_frames=12, max_frames=20)
+    synthetic["synthetic"].update(n_trials=2, seed=7)
+    synthetic["protocols"] = {
+        "paper": {"train": [1, 2], "test": [3, 4]},
+        "cross_subject": {"train": [1, 3], "test": [2, 4]},
+    }
+    config["distances"]["block_size"] = 12
+    config["knn"].update(k_max=5, latency_queries=1)
+    config["training"]["train"].update(epochs=1, batch_size=8)
+    config["training"]["student"].update(d_model=16, n_heads=2, n_layers=1, ff_dim=32)
+    return config
+
+
+def git(repo: Path, *args: str) -> str:
+    return run(repo, "git", "-c", "user.name=geokd", "-c", "user.email=geokd@example.org", *args)
+
+
+def tracked_files(repo: Path) -> dict[str, str]:
+    """SHA-256 of every file DVC tracks (outputs and raw data)."""
+    found = {}
+    for top in ("data", "results"):
+        for path in sorted((repo / top).rglob("*")):
+            if path.is_file() and path.name not in {"README.md", ".gitignore"}:
+                found[str(path.relative_to(repo))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def pull_and_check(repo: Path, remote: Path, expected: dict[str, str]) -> None:
+    (repo / ".venv").symlink_to(BIN.parent, target_is_directory=True)
+    run(repo, BIN / "dvc", "remote", "modify", "--local", "demo", "url", remote)
+    # -o: the venv is the test's own; never (re)install it from here
+    run(repo, "make", "-o", ".venv/.installed", "pull")
+    assert tracked_files(repo) == expected
+    dry = run(repo, BIN / "snakemake", "--cores", "1", "--dry-run")
+    assert "Nothing to be done" in dry, dry[-3000:]
+    assert UP_TO_DATE in run(repo, BIN / "dvc", "status")
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_repro_push_pull_round_trip(tmp_path):
+    repo, remote = tmp_path / "repo", tmp_path / "remote"
+    for rel in TREE:
+        if (ROOT / rel).is_dir():
+            shutil.copytree(ROOT / rel, repo / rel)
+        elif (ROOT / rel).exists():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    (repo / "config" / "config.yaml").write_text(yaml.safe_dump(small_config(), sort_keys=False))
+    git(repo, "init", "-q")
+    # the venv link below: `.venv/` in .gitignore matches folders, not links
+    (repo / ".git" / "info" / "exclude").write_text("/.venv\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "scratch copy")
+    (repo / ".venv").symlink_to(BIN.parent, target_is_directory=True)
+    run(repo, BIN / "dvc", "remote", "modify", "--local", "demo", "url", remote)
+
+    # raw data: `dvc add` a folder; only its .dvc file goes to git
+    raw = repo / "data" / "raw" / "signum"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        np.save(raw / f"sample_{i}.npy", rng.normal(size=(10, 225)).astype(np.float32))
+    run(repo, BIN / "dvc", "add", "data/raw/signum")
+    assert git(repo, "status", "--porcelain", "--untracked-files=all", "data").split() == [
+        "??",
+        "data/raw/signum.dvc",
+    ]
+
+    run(repo, BIN / "dvc", "repro")
+    assert UP_TO_DATE in run(repo, BIN / "dvc", "status")
+    dry = run(repo, BIN / "snakemake", "--cores", "1", "--dry-run")
+    assert "Nothing to be done" in dry, dry[-3000:]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(STAGES)
+    assert "paper" in run(repo, BIN / "dvc", "metrics", "show")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "dvc repro")
+    expected = tracked_files(repo)
+    assert "results/report.html" in expected and "data/raw/signum/sample_2.npy" in expected
+    assert any(p.endswith("models/distilled/seed2/model.pt") for p in expected)
+
+    run(repo, BIN / "dvc", "push")
+
+    # a fresh clone: no outputs, no cache, no Snakemake metadata
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", repo, clone)
+    pull_and_check(clone, remote, expected)
+
+    # in place, after deleting the outputs, the raw data and the cache
+    for path in [*repo.joinpath("results").iterdir(), repo / "data" / "interim", raw]:
+        if path.name != "README.md":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(repo / ".dvc" / "cache")
+    (repo / ".venv").unlink()
+    pull_and_check(repo, remote, expected)
