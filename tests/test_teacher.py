@@ -218,7 +218,11 @@ def test_parquet_round_trip(tmp_path):
     np.testing.assert_array_equal(got, P)
     meta = soft_labels_metadata(path)
     assert meta["class_names"] == ["a", "b", "c", "d"] and meta["method"] == "softmax"
-    assert [p.name for p in path.parent.iterdir()] == ["labels.parquet"]  # no temp files left
+    # the file and its checksum sidecar, no temporary files left
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "labels.parquet",
+        "labels.parquet.json",
+    ]
     pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "other.parquet")
     with pytest.raises(InputError, match="other.parquet"):
         read_soft_labels(tmp_path / "other.parquet")

@@ -164,7 +164,8 @@ def test_checkpoint_round_trip(tmp_path, data):
     model, _ = train(X, L, y, None, cfg, scfg)
     path = tmp_path / "ckpt" / "model.pt"
     save_checkpoint(path, model, scfg, cfg, {"data_sha256": "abc"}, epoch=4)
-    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary left
+    # the checkpoint and its checksum sidecar, no temporary left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt", "model.pt.json"]
     loaded, meta = load_checkpoint(path)
     assert not loaded.training and states_equal(model, loaded)
     assert np.array_equal(predict_proba(model, *test[:2]), predict_proba(loaded, *test[:2]))
@@ -223,7 +224,8 @@ def test_run_training_end_to_end(tmp_path):
     assert summary["selection"] == "best val accuracy" and summary["val"]["n"] == 18
     assert summary["class_names"] == ["class0", "class1", "class2"]
     assert set(summary["inputs"]) == {"store", "split_table", "soft_labels"}
-    assert summary["latency_ms_per_sample"]["batch_1"] > 0
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["latency_ms_per_sample"]["batch_1"] > 0 and timings["train_seconds"] > 0
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(summary))
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == history["stopped_epoch"] and "test" in history["eval"]

@@ -20,6 +20,7 @@ from .errors import InputError, read_json
 from .report_html import _Emitter, _esc, _grid, _mono, _num, _pct, _table
 from .shards import load_matrix
 from .splits import read_split
+from .summary import read_summary
 from .tables import Cell, fmt_number, knn_metric, read_benchmarks
 from .teacher import read_soft_labels
 
@@ -295,7 +296,7 @@ def _results_section(
         table = read_split(split)
         ids, ys = table["sequence_id"].astype(str), table["label"].astype(int)
         labels = dict(zip(ids, ys, strict=True))
-    summary = _read_json(rdir / "summary.json")
+    summary = read_summary(rdir / "summary.json") if (rdir / "summary.json").is_file() else None
     knn = {
         p.stem: _read_json(p) or {}
         for p in sorted(rdir.glob("knn/*.json"))

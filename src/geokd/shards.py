@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import write_bytes, write_text
-from .checksum import sha256_bytes
+from .atomic import write_many
+from .checksum import RECOMPUTE, read_verified, sha256_bytes, sidecar_bytes, sidecar_path
 from .errors import InputError
 from .splits import read_split
 from .store import load_sequences
@@ -81,42 +81,29 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def write_npy_with_sidecar(path: str | os.PathLike, array: np.ndarray, sidecar: dict) -> dict:
-    """Write ``array`` as .npy and ``<path>.json`` (with the .npy's SHA-256), both atomically.
-
-    The sidecar is written last, so a present sidecar always describes a complete matrix.
+    """Write ``array`` as .npy and ``<path>.json`` (with the .npy's SHA-256 and size) as one
+    atomic unit (:func:`geokd.atomic.atomic_paths`: both files are on disk before either is
+    renamed, the sidecar last), so a present sidecar describes a complete matrix and a
+    failed write leaves the previous pair untouched.
     """
     data = _npy_bytes(array)
-    sidecar = {
-        **sidecar,
-        "shape": list(array.shape),
-        "dtype": "float64",
-        "sha256": sha256_bytes(data),
-    }
-    write_bytes(path, data)
-    write_text(f"{path}.json", json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
-    return sidecar
+    fields = {**sidecar, "shape": list(array.shape), "dtype": "float64"}
+    side = sidecar_bytes(data, fields)
+    write_many({path: data, sidecar_path(path): side})
+    return json.loads(side)
 
 
 def read_npy_checked(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     """Read a .npy written by :func:`write_npy_with_sidecar`, verifying its sidecar.
 
-    Raises :class:`InputError` naming the file when the sidecar is missing, the checksum or
-    shape does not match, or values are not finite.
+    Raises :class:`InputError` naming the file when it or its sidecar is missing or corrupt,
+    the size, checksum or shape does not match, or values are not finite.
     """
-    path = Path(path)
-    side = Path(f"{path}.json")
-    if not path.exists():
-        raise InputError(path, "missing")
-    if not side.exists():
-        raise InputError(path, f"missing sidecar {side.name} (incomplete or foreign file)")
+    data, sidecar = read_verified(path)
     try:
-        sidecar = json.loads(side.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(side, f"corrupt sidecar ({exc})") from exc
-    data = path.read_bytes()
-    if sha256_bytes(data) != sidecar.get("sha256"):
-        raise InputError(path, "checksum mismatch: the file is truncated or corrupted")
-    array = np.load(io.BytesIO(data), allow_pickle=False)
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(path, f"not a readable .npy file ({exc}); {RECOMPUTE}") from exc
     if list(array.shape) != sidecar.get("shape"):
         raise InputError(path, f"shape {array.shape} != sidecar shape {sidecar.get('shape')}")
     if not np.isfinite(array).all():
@@ -188,6 +175,8 @@ def assemble(
     done: set[tuple[int, int]] = set()
     for path in map(Path, blocks):
         values, side = read_npy_checked(path)
+        if not all(isinstance(side.get(k), list) for k in ("block", "rows", "cols")):
+            raise InputError(path, "not a distance block (its sidecar has no block position)")
         if side.get("block_size") != block_size or side.get("params_hash") != params_hash:
             raise InputError(path, "block computed with other settings; recompute it")
         (r0, r1), (c0, c1) = side["rows"], side["cols"]

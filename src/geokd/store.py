@@ -160,10 +160,15 @@ def write_store(
 def read_info(path: str | os.PathLike) -> StoreInfo:
     """Read the dataset-level metadata of a store without loading the frames."""
     schema = _read_schema(path)
-    return StoreInfo.from_json(schema.metadata[META_KEY])
+    try:
+        return StoreInfo.from_json(schema.metadata[META_KEY])
+    except (ValueError, TypeError) as exc:
+        raise InputError(path, f"unreadable geokd metadata ({exc})") from exc
 
 
 def _read_schema(path: str | os.PathLike) -> pa.Schema:
+    if not Path(path).is_file():
+        raise InputError(path, "sequence store not found")
     try:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowException) as exc:
@@ -175,27 +180,83 @@ def _read_schema(path: str | os.PathLike) -> pa.Schema:
 
 
 def load_meta(path: str | os.PathLike) -> pd.DataFrame:
-    """The metadata table of a store (every column but ``frames``), in file order."""
-    _read_schema(path)
-    return pq.read_table(path, columns=list(META_COLUMNS)).to_pandas()
+    """The metadata table of a store (every column but ``frames``), in file order; its rows
+    checked as by :func:`load_sequences` (all but the frame values)."""
+    schema = _read_schema(path)
+    try:
+        meta = pq.read_table(path, columns=list(META_COLUMNS)).to_pandas()
+        n_names = len(StoreInfo.from_json(schema.metadata[META_KEY]).landmark_names)
+    except (OSError, pa.ArrowException, ValueError, TypeError) as exc:
+        raise InputError(path, f"not a readable Parquet sequence store ({exc})") from exc
+    _check_meta(path, meta, n_names)
+    return meta
 
 
 def load_sequences(path: str | os.PathLike) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Load a store: a list of float64 arrays of shape (T, K, 3) and the metadata table.
 
+    The data contract is checked on every load, so a store written by other means (or
+    damaged) is refused with :class:`InputError` naming the file and the first offending
+    sequence: every sequence has T >= 1 frames, all have the same K (that of the
+    ``landmark_names``), every value is finite, ``sequence_id`` is unique and ``label`` is a
+    class index >= 0 with one ``label_name`` per label.
+
     >>> seqs, meta = load_sequences("data/interim/synthetic/sequences.parquet")  # doctest: +SKIP
     >>> seqs[0].shape  # (T, K, 3)  # doctest: +SKIP
     """
-    _read_schema(path)
-    table = pq.read_table(path)
+    schema = _read_schema(path)
+    try:
+        table = pq.read_table(path)
+        info = StoreInfo.from_json(schema.metadata[META_KEY])
+    except (OSError, pa.ArrowException, ValueError, TypeError) as exc:
+        raise InputError(path, f"not a readable Parquet sequence store ({exc})") from exc
     meta = table.drop(["frames"]).to_pandas()
+    _check_meta(path, meta, len(info.landmark_names))
     col = table.column("frames").combine_chunks()
     values = col.values.to_numpy(zero_copy_only=False)
     offsets = col.offsets.to_numpy()
+    finite = np.isfinite(values)
     sequences = []
-    for i, (t, k) in enumerate(zip(meta["n_frames"], meta["n_landmarks"], strict=True)):
+    for i, (sid, t, k) in enumerate(
+        zip(meta["sequence_id"], meta["n_frames"], meta["n_landmarks"], strict=True)
+    ):
         flat = values[offsets[i] : offsets[i + 1]]
         if flat.size != t * k * 3:
-            raise InputError(path, f"row {i}: frames length {flat.size} != n_frames*n_landmarks*3")
+            raise InputError(
+                path, f"row {i} ({sid}): frames length {flat.size} != n_frames*n_landmarks*3"
+            )
+        if not finite[offsets[i] : offsets[i + 1]].all():
+            bad = int((~finite[offsets[i] : offsets[i + 1]]).sum())
+            raise InputError(path, f"sequence {sid}: {bad} non-finite value(s) (NaN or inf)")
         sequences.append(flat.reshape(t, k, 3))
     return sequences, meta
+
+
+def _check_meta(path: str | os.PathLike, meta: pd.DataFrame, n_names: int) -> None:
+    """The per-row rules of the data contract that the metadata alone decides."""
+    if len(meta) == 0:
+        raise InputError(path, "the store holds no sequences")
+    ids = meta["sequence_id"].astype(str)
+    if ids.duplicated().any():
+        raise InputError(
+            path, f"duplicate sequence_id(s): {sorted(set(ids[ids.duplicated()]))[:5]}"
+        )
+    short = meta.index[meta["n_frames"] < 1]
+    if len(short):
+        raise InputError(path, f"sequence {ids[short[0]]}: no frames (n_frames = 0)")
+    ks = meta["n_landmarks"].unique()
+    if len(ks) > 1 or (n_names and ks[0] != n_names):
+        first = meta.index[meta["n_landmarks"] != (n_names or ks[0])][0]
+        raise InputError(
+            path,
+            f"sequence {ids[first]}: {meta['n_landmarks'][first]} landmarks, but the store has "
+            f"{n_names or ks[0]} ({'landmark_names' if n_names else 'first row'}): "
+            "mismatched landmark counts",
+        )
+    bad = meta.index[meta["label"] < 0]
+    if len(bad):
+        raise InputError(path, f"sequence {ids[bad[0]]}: unknown label {meta['label'][bad[0]]}")
+    names = meta.groupby("label")["label_name"].nunique()
+    if (names > 1).any():
+        label = int(names.index[names > 1][0])
+        raise InputError(path, f"label {label} has several label_name values")

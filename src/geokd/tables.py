@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import __version__
 from .atomic import write_text
-from .errors import InputError, read_json
+from .errors import InputError
 
 MODELS = ("knn", "transformer", "distilled")
 MODEL_LABELS = {"knn": "KNN (1-NN)", "transformer": "Transformer", "distilled": "Distilled"}
@@ -124,8 +124,11 @@ class TableRow:
 
 
 def read_summary(path: str | os.PathLike) -> dict:
-    """A ``summary.json`` as a dict; :class:`InputError` naming the file if unreadable."""
-    return read_json(path, "summary JSON")
+    """A ``summary.json`` as a dict, with the measured times of the ``timings.json`` beside it
+    (:func:`geokd.summary.read_summary`); :class:`InputError` naming the file if unreadable."""
+    from .summary import read_summary as _read
+
+    return _read(path)
 
 
 def _as_summary(value: Mapping | str | os.PathLike | None) -> Mapping | None:

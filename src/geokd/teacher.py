@@ -27,8 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path
-from .checksum import sha256_file
+from .atomic import write_many
+from .checksum import read_verified, sha256_file, sidecar_bytes, sidecar_path
 from .errors import InputError
 from .knn import _as_labels, _check_matrix, neighbours
 from .shards import load_aligned
@@ -281,7 +281,7 @@ def write_soft_labels(
     class_names: list[str] | None = None,
     metadata: dict | None = None,
 ) -> None:
-    """Write soft labels as Parquet, atomically.
+    """Write soft labels as Parquet with a checksum sidecar ``<path>.json``, atomically.
 
     Columns: ``sequence_id`` (string), then ``p_0 ... p_{C-1}`` (float64), one per class
     index (names are stable identifiers; class names go into the metadata). The schema
@@ -300,31 +300,49 @@ def write_soft_labels(
     columns.update({f"p_{c}": pa.array(P[:, c], pa.float64()) for c in range(C)})
     meta = {"class_names": names, "n_classes": C, **(metadata or {})}
     table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    data = sink.getvalue().to_pybytes()
+    write_many({path: data, sidecar_path(path): sidecar_bytes(data, {"n": len(ids), "C": C})})
+
+
+def _verified_table(path: str | os.PathLike) -> pa.Table:
+    """The soft-label table, its checksum sidecar verified first."""
+    data, _ = read_verified(path)
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(path, f"cannot read soft labels ({exc})") from exc
 
 
 def soft_labels_metadata(path: str | os.PathLike) -> dict:
     """The JSON metadata of a soft-label file (method, parameters, class names)."""
-    raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
+    raw = (_verified_table(path).schema.metadata or {}).get(_META_KEY)
     if raw is None:
         raise InputError(path, "not a soft-label file (no geokd metadata)")
     return json.loads(raw)
 
 
 def read_soft_labels(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """Read :func:`write_soft_labels` output: ``(ids, P)`` with ``P`` of shape (n, C)."""
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(path, f"cannot read soft labels ({exc})") from exc
+    """Read :func:`write_soft_labels` output: ``(ids, P)`` with ``P`` of shape (n, C).
+
+    Raises :class:`InputError` naming the file when its checksum sidecar is missing or does
+    not match (truncated or altered file), or when it does not hold soft labels: unexpected
+    columns, or rows that are not probability distributions.
+    """
+    table = _verified_table(path)
     names = table.column_names
     C = len(names) - 1
     if not names or names[0] != "sequence_id" or names[1:] != [f"p_{c}" for c in range(C)]:
         raise InputError(path, f"unexpected columns {names[:5]}...; want sequence_id, p_0, ...")
     ids = [str(s) for s in table.column("sequence_id").to_pylist()]
     P = np.column_stack([table.column(f"p_{c}").to_numpy() for c in range(C)]).reshape(len(ids), C)
-    return ids, P.astype(np.float64)
+    P = P.astype(np.float64)
+    if not (np.isfinite(P).all() and (P >= 0).all() and np.allclose(P.sum(axis=1), 1.0)):
+        raise InputError(
+            path, "rows are not probability distributions (non-finite, < 0 or sum != 1)"
+        )
+    return ids, P
 
 
 def make_soft_labels(

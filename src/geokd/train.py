@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import math
 import os
@@ -42,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path, write_text
-from .checksum import sha256_file
+from .atomic import write_many
+from .checksum import read_verified, sha256_file, sidecar_bytes, sidecar_path
 from .errors import InputError
 from .knn import metrics
 from .provenance import git_revision
@@ -54,6 +55,7 @@ from .teacher import read_soft_labels
 
 __all__ = [
     "TrainConfig",
+    "checkpoint_bytes",
     "distillation_loss",
     "evaluate",
     "git_revision",
@@ -410,22 +412,15 @@ def train(
     return model.eval(), history
 
 
-def save_checkpoint(
-    path: str | os.PathLike,
+def checkpoint_bytes(
     model: SkeletonTransformer,
     student_cfg: StudentConfig,
     train_cfg: TrainConfig,
     extra: dict | None = None,
     *,
     epoch: int | None = None,
-) -> None:
-    """Write weights and provenance atomically (``torch.save`` to a temporary file, rename).
-
-    The file holds ``format``, ``state_dict`` (CPU tensors), ``in_features``, ``n_classes``,
-    ``student_config`` and ``train_config`` (resolved, as dicts), ``seed``, ``epoch``,
-    ``git_revision``, ``torch_version`` and ``extra`` (e.g. data checksums; JSON-serialisable,
-    stored as plain Python values so that ``torch.load(weights_only=True)`` reads the file).
-    """
+) -> bytes:
+    """The bytes of a checkpoint file (see :func:`save_checkpoint`)."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -439,16 +434,42 @@ def save_checkpoint(
         "torch_version": str(torch.__version__),
         "extra": json.loads(json.dumps(extra or {})),  # plain values only
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: SkeletonTransformer,
+    student_cfg: StudentConfig,
+    train_cfg: TrainConfig,
+    extra: dict | None = None,
+    *,
+    epoch: int | None = None,
+) -> None:
+    """Write weights and provenance with a checksum sidecar ``<path>.json``, atomically.
+
+    The file holds ``format``, ``state_dict`` (CPU tensors), ``in_features``, ``n_classes``,
+    ``student_config`` and ``train_config`` (resolved, as dicts), ``seed``, ``epoch``,
+    ``git_revision``, ``torch_version`` and ``extra`` (e.g. data checksums; JSON-serialisable,
+    stored as plain Python values so that ``torch.load(weights_only=True)`` reads the file).
+    """
+    data = checkpoint_bytes(model, student_cfg, train_cfg, extra, epoch=epoch)
+    write_many({path: data, sidecar_path(path): sidecar_bytes(data, {"format": CHECKPOINT_FORMAT})})
 
 
 def load_checkpoint(
     path: str | os.PathLike, device: str = "cpu"
 ) -> tuple[SkeletonTransformer, dict]:
-    """Rebuild the model (eval mode) from :func:`save_checkpoint`; ``meta`` is everything else."""
+    """Rebuild the model (eval mode) from :func:`save_checkpoint`; ``meta`` is everything else.
+
+    Raises :class:`InputError` naming the file when its checksum sidecar is missing or does
+    not match (truncated or altered file), or the file is not a geokd checkpoint.
+    """
+    data, _ = read_verified(path)
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     except Exception as exc:  # any unreadable file is an input error
         raise InputError(path, f"cannot read checkpoint ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
@@ -499,8 +520,12 @@ def run_training(
     train_cfg: TrainConfig | None = None,
     student_cfg: StudentConfig | None = None,
 ) -> dict:
-    """Train one student on a store and split table; write ``model.pt``, ``history.json``,
-    ``metrics.json`` in ``out_dir`` (atomically) and return the metrics.
+    """Train one student on a store and split table and write, in ``out_dir``, as one atomic
+    unit: ``model.pt`` with its checksum sidecar ``model.pt.json``, ``history.json`` (per-epoch
+    losses and evaluations), ``metrics.json`` (the returned metrics) and ``timings.json``
+    (``train_seconds``, ``epoch_seconds``, ``latency_ms_per_sample``). Everything but
+    ``timings.json`` is the same to the byte for the same inputs, seed and thread count on
+    the CPU.
 
     Parameters
     ----------
@@ -516,9 +541,9 @@ def run_training(
     Returns
     -------
     dict
-        ``test`` (and ``val``) metrics of the selected model, ``train`` metrics, latency,
+        ``test`` (and ``val``) metrics of the selected model, ``train`` metrics,
         ``inputs`` (file names and SHA-256), configs, seed, epochs and git revision; the
-        content of ``metrics.json``.
+        content of ``metrics.json`` (no timings: those are in ``timings.json``).
     """
     cfg = replace(train_cfg or TrainConfig(), mode=mode, seed=seed)
     scfg = student_cfg or StudentConfig()
@@ -547,7 +572,7 @@ def run_training(
     P = None
     if cfg.mode == "distilled":
         if soft_labels_path is None:
-            raise ValueError("mode 'distilled' needs soft_labels_path")
+            raise InputError("soft_labels_path", "mode 'distilled' needs the teacher's soft labels")
         inputs["soft_labels"] = soft_labels_path
         t_ids, t_P = read_soft_labels(soft_labels_path)
         pos = {s: i for i, s in enumerate(t_ids)}
@@ -589,16 +614,30 @@ def run_training(
         "epoch": epoch,
         "epochs_run": history["stopped_epoch"],
         "selection": history["selection"],
-        "train_seconds": seconds,
-        "latency_ms_per_sample": {**latency, "device": "cpu", "threads": threads},
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "inputs": checks,
         "student_config": asdict(scfg),
         "train_config": asdict(cfg),
         "git_revision": git_revision(),
     }
+    timings = {
+        "mode": cfg.mode,
+        "seed": cfg.seed,
+        "train_seconds": seconds,
+        "epoch_seconds": history["seconds"],
+        "latency_ms_per_sample": {**latency, "device": "cpu", "threads": threads},
+    }
     out = Path(out_dir)
-    save_checkpoint(out / "model.pt", model, scfg, cfg, {"inputs": checks}, epoch=epoch)
-    write_text(out / "history.json", _dump(history))
-    write_text(out / "metrics.json", _dump(summary))
+    model_pt = checkpoint_bytes(model, scfg, cfg, {"inputs": checks}, epoch=epoch)
+    side = sidecar_bytes(model_pt, {"format": CHECKPOINT_FORMAT})
+    deterministic = {k: v for k, v in history.items() if k != "seconds"}
+    write_many(
+        {
+            out / "model.pt": model_pt,
+            out / "model.pt.json": side,
+            out / "history.json": _dump(deterministic).encode(),
+            out / "timings.json": _dump(timings).encode(),
+            out / "metrics.json": _dump(summary).encode(),
+        }
+    )
     return summary

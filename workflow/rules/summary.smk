@@ -1,11 +1,13 @@
-# Every step of one dataset and protocol -> results/<dataset>/<protocol>/summary.json.
+# Every step of one dataset and protocol -> results/<dataset>/<protocol>/summary.json (the
+# same to the byte for the same config and seed) and timings.json (the measured times).
 
 
 rule summary:
     input:
         unpack(summary_inputs),
     output:
-        "results/{dataset}/{protocol}/summary.json",
+        summary="results/{dataset}/{protocol}/summary.json",
+        timings="results/{dataset}/{protocol}/timings.json",
     log:
         "logs/summary/{dataset}/{protocol}.log",
     benchmark:
@@ -15,7 +17,9 @@ rule summary:
     params:
         config=config_json,
     shell:
-        "python -m geokd summarize {output} --dataset {wildcards.dataset}"
+        "python -m geokd summarize {output.summary} --timings-out {output.timings}"
+        " --dataset {wildcards.dataset}"
         " --protocol {wildcards.protocol} --store {input.store} --knn {input.knn}"
         " --teacher {input.teachers} --run {input.runs} --latency {input.latency}"
+        " --run-timings {input.run_timings}"
         " --config '{params.config}' > {log} 2>&1"

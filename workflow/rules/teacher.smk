@@ -1,4 +1,5 @@
-# Train x train distance matrix -> soft class probabilities (the teacher), per method.
+# Train x train distance matrix -> soft class probabilities (the teacher), per method; the
+# .parquet.json sidecar holds the soft labels' checksum, verified by every reader.
 
 
 rule soft_labels:
@@ -7,6 +8,7 @@ rule soft_labels:
         split="results/{dataset}/{protocol}/split.tsv",
     output:
         labels="results/{dataset}/{protocol}/teacher/{method}.parquet",
+        sidecar="results/{dataset}/{protocol}/teacher/{method}.parquet.json",
         diagnostics="results/{dataset}/{protocol}/teacher/{method}.json",
     log:
         "logs/soft_labels/{dataset}/{protocol}/{method}.log",

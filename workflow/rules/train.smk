@@ -1,4 +1,6 @@
-# Sequences (+ teacher) -> transformer students, one job per model and seed.
+# Sequences (+ teacher) -> transformer students, one job per model and seed. A job writes all
+# its outputs as one atomic unit; model.pt.json is the checkpoint's checksum, timings.json the
+# measured times (everything else is the same to the byte for the same seed).
 
 
 rule train_transformer:
@@ -7,8 +9,10 @@ rule train_transformer:
         split="results/{dataset}/{protocol}/split.tsv",
     output:
         model="results/{dataset}/{protocol}/models/transformer/seed{seed}/model.pt",
+        model_sidecar="results/{dataset}/{protocol}/models/transformer/seed{seed}/model.pt.json",
         history="results/{dataset}/{protocol}/models/transformer/seed{seed}/history.json",
         metrics="results/{dataset}/{protocol}/models/transformer/seed{seed}/metrics.json",
+        timings="results/{dataset}/{protocol}/models/transformer/seed{seed}/timings.json",
     log:
         "logs/train_transformer/{dataset}/{protocol}/seed{seed}.log",
     benchmark:
@@ -34,8 +38,10 @@ rule train_distilled:
         teacher=distillation_teacher,
     output:
         model="results/{dataset}/{protocol}/models/distilled/seed{seed}/model.pt",
+        model_sidecar="results/{dataset}/{protocol}/models/distilled/seed{seed}/model.pt.json",
         history="results/{dataset}/{protocol}/models/distilled/seed{seed}/history.json",
         metrics="results/{dataset}/{protocol}/models/distilled/seed{seed}/metrics.json",
+        timings="results/{dataset}/{protocol}/models/distilled/seed{seed}/timings.json",
     log:
         "logs/train_distilled/{dataset}/{protocol}/seed{seed}.log",
     benchmark:
