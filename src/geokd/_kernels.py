@@ -42,6 +42,7 @@ _S, _R, _Q, _FL, _ACC, _C, _LAM = 0, 9, 18, 22, 23, 9, 12
 NWORK = 24
 PROCRUSTES, PAPER, EUCLIDEAN, HAND = 0, 1, 2, 3
 STEP_TOL = 1e-8  # |final Newton step| above this: not converged -> robust path
+ROBUST_ITERS = 100  # Laguerre steps of the robust path before it falls back to Jacobi
 QUAL_TOL = 1e-3  # largest |adjugate diagonal| below this: ill-conditioned -> robust path
 
 _opts = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy"}
@@ -300,20 +301,27 @@ def _store_rotation(W, jj, w, x, y, z):
 def jacobi_top_eigvec(A):
     """Eigenvector of the largest eigenvalue of a symmetric 4x4 ``A`` (cyclic Jacobi).
 
-    ``A`` is overwritten. Ties: the lowest index. A zero matrix gives e_0.
+    ``A`` is overwritten. Ties: the lowest index. A zero matrix gives e_0. Sweeps stop when
+    the off-diagonal mass is below (1e-16)^2 of the matrix's (relative: an absolute limit
+    would run all 64 sweeps on rounding noise).
     """
     V = np.eye(4)
+    norm2 = 0.0
+    for p in range(4):
+        for q in range(4):
+            norm2 += A[p, q] * A[p, q]
+    tiny = max(1e-32 * norm2, 1e-300)
     for _ in range(64):
         off = 0.0
         for p in range(3):
             for q in range(p + 1, 4):
                 off += A[p, q] * A[p, q]
-        if off <= 1e-300:
+        if off <= tiny:
             break
         for p in range(3):
             for q in range(p + 1, 4):
                 apq = A[p, q]
-                if abs(apq) <= 1e-300:
+                if apq * apq <= tiny:
                     continue
                 theta = (A[q, q] - A[p, p]) / (2.0 * apq)
                 t = 1.0 / (abs(theta) + math.sqrt(theta * theta + 1.0))
@@ -345,7 +353,7 @@ def _robust(W, L, nx2, Yn):
             continue
         N = _key_matrix(W, jj)
         c2, c1, c0, lam = _coeffs(W, jj, 0.5 * (nx2 + Yn[jj]))
-        for _ in range(100):
+        for _ in range(ROBUST_ITERS):
             new = _laguerre(lam, c2, c1, c0)
             done = not abs(new - lam) > 1e-15 * max(1.0, abs(lam))  # NaN: done (then Jacobi)
             lam = new
