@@ -111,3 +111,28 @@ def test_real_utd_mhad(utd_dir, tmp_path):
     assert set(cross.loc[cross["split"] == "train", "subject"]) == {1, 3, 5, 7}
     assert set(cross.loc[cross["split"] == "test", "subject"]) == {2, 4, 6, 8}
     assert len(cross) == 861
+
+
+def test_reshape_layout_reproduces_the_original_scrambling(fake_utd, tmp_path):
+    """layout="reshape" = the original: d_skel as (60, T), zero-padded to 125, reshaped."""
+    ingest(fake_utd, tmp_path / "nat.parquet")
+    ingest(fake_utd, tmp_path / "scr.parquet", layout="reshape")
+    natural, meta = load_sequences(tmp_path / "nat.parquet")
+    scrambled, meta2 = load_sequences(tmp_path / "scr.parquet")
+    assert list(meta["sequence_id"]) == list(meta2["sequence_id"])
+    for sid, nat, scr in zip(meta["sequence_id"], natural, scrambled, strict=True):
+        a, s, t = (int(x[1:]) for x in sid.split("_"))
+        d_skel = scipy.io.loadmat(fake_utd / f"a{a}_s{s}_t{t}_skeleton.mat")["d_skel"]
+        T = d_skel.shape[2]
+        stored = np.zeros((60, 125))
+        stored[:, :T] = d_skel.reshape(60, T)  # the original's (features x time) array
+        np.testing.assert_array_equal(scr, stored.reshape(125, 20, 3))
+        np.testing.assert_array_equal(nat, d_skel.transpose(2, 0, 1))
+        assert not np.array_equal(scr[:T], nat)  # really scrambled, not the natural frames
+    assert "reshape" in read_info(tmp_path / "scr.parquet").source_info["layout"]
+
+
+def test_reshape_layout_refuses_sequences_longer_than_the_padding(fake_utd, tmp_path):
+    write_mat(fake_utd / "a3_s1_t1_skeleton.mat", seed=1, frames=126)
+    with pytest.raises(InputError, match=r"a3_s1_t1.*126 frames"):
+        ingest(fake_utd, tmp_path / "x.parquet", layout="reshape")

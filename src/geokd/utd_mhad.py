@@ -3,7 +3,8 @@
 Each file holds one variable ``d_skel`` of shape (20, 3, T) (joints x xyz x frames, Kinect v1
 camera coordinates in metres). Frame ``t`` is ``d_skel[:, :, t]``, so a sequence of shape
 (T, 20, 3) is ``d_skel.transpose(2, 0, 1)``. (The original code reshaped a (60, T) array instead,
-which scrambles joints and frames: paper-notes defect 2. We never do that.)
+which scrambles joints and frames: paper-notes defect 2. We never do that by default;
+``layout="reshape"`` reproduces it, clearly labelled, for the "as published" comparison only.)
 Labels are ``A - 1`` (0..26), subject ``S``, trial ``T``.
 """
 
@@ -25,6 +26,25 @@ from .store import StoreInfo, validate_sequence, write_store
 
 FILE_RE = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_skeleton\.mat$")
 N_JOINTS = len(UTD_MHAD_JOINTS)
+LAYOUTS = ("natural", "reshape")
+PAPER_FRAMES = 125  # the original zero-padded every sequence to 125 frames
+
+
+def scramble_like_paper(seq: np.ndarray, frames: int = PAPER_FRAMES) -> np.ndarray:
+    """The original release's frames (paper-notes defect 2), from a natural (T, 20, 3) sequence.
+
+    The original stored ``d_skel`` (20, 3, T) as a (60, T) features-x-time array, zero-padded
+    to 125 frames, and turned it into (125, 60) with ``reshape`` instead of a transpose. Row
+    ``t`` of the result is then a slice of the flattened (features x time) array, not frame
+    ``t``. Returns that (125, 20, 3) array. Never the default: only for "as published" runs.
+    """
+    T = seq.shape[0]
+    if T > frames:
+        raise ValueError(f"sequence has {T} frames, more than the original padding to {frames}")
+    features = seq.transpose(1, 2, 0).reshape(N_JOINTS * 3, T)  # = d_skel.reshape(60, T)
+    padded = np.zeros((N_JOINTS * 3, frames), dtype=np.float64)
+    padded[:, :T] = features
+    return padded.reshape(frames, N_JOINTS, 3)
 
 
 @dataclass
@@ -69,14 +89,18 @@ def read_file(path: Path) -> np.ndarray:
 
 
 def read_folder(
-    raw_dir: str | os.PathLike, *, skip_bad: bool = False
+    raw_dir: str | os.PathLike, *, skip_bad: bool = False, layout: str = "natural"
 ) -> tuple[list[np.ndarray], pd.DataFrame, list[Rejected]]:
     """Read every ``*.mat`` file of ``raw_dir`` (sorted by action, subject, trial).
 
     Returns the sequences (T, 20, 3), their metadata rows and the rejected files. Without
     ``skip_bad`` the first bad file raises :class:`InputError`; with it, bad files are
     collected in the rejected list. Duplicate (action, subject, trial) always raise.
+    ``layout="reshape"`` returns the original code's scrambled (125, 20, 3) arrays instead
+    (:func:`scramble_like_paper`; "as published" runs only).
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise InputError(raw_dir, "raw folder does not exist or is not a folder")
@@ -93,6 +117,10 @@ def read_folder(
                 raise InputError(path, f"duplicate sequence: same a/s/t as {seen[key]}")
             seen[key] = rel
             seq = read_file(path)
+            if layout == "reshape":
+                if len(seq) > PAPER_FRAMES:
+                    raise InputError(path, f"{len(seq)} frames: the original padding holds 125")
+                seq = scramble_like_paper(seq)
         except InputError as exc:
             if not skip_bad or "duplicate sequence" in exc.problem:
                 raise
@@ -119,15 +147,20 @@ def read_folder(
     return sequences, meta, rejected
 
 
-def store_info(raw_dir: str | os.PathLike) -> StoreInfo:
+def store_info(raw_dir: str | os.PathLike, layout: str = "natural") -> StoreInfo:
     """The dataset-level metadata written into the UTD-MHAD store."""
+    source_info = {"reader": "utd_mhad", "raw_dir": Path(raw_dir).name, "fps": 30}
+    if layout != "natural":
+        source_info["layout"] = (
+            f"{layout} (the original code's scrambled frames; as published only)"
+        )
     return StoreInfo(
         dataset="utd_mhad",
         landmark_names=list(UTD_MHAD_JOINTS),
         bones=list(UTD_MHAD_BONES),
         units="m",
         coordinate_system="Kinect v1 camera space: x right, y up, z away from the sensor",
-        source_info={"reader": "utd_mhad", "raw_dir": Path(raw_dir).name, "fps": 30},
+        source_info=source_info,
     )
 
 
@@ -137,16 +170,18 @@ def ingest(
     *,
     skip_bad: bool = False,
     rejected_out: str | os.PathLike | None = None,
+    layout: str = "natural",
 ) -> tuple[int, list[Rejected]]:
     """Convert a UTD-MHAD skeleton folder into the store ``out`` (atomically).
 
     With ``skip_bad``, rejected files are listed in ``rejected_out`` (TSV: source, reason),
-    default ``<out>.rejected.tsv``. Returns (number of sequences written, rejected files).
+    default ``<out>.rejected.tsv``. ``layout``: see :func:`read_folder`. Returns (number of
+    sequences written, rejected files).
     """
     from .atomic import write_text
 
-    sequences, meta, rejected = read_folder(raw_dir, skip_bad=skip_bad)
-    write_store(out, sequences, meta, store_info(raw_dir))
+    sequences, meta, rejected = read_folder(raw_dir, skip_bad=skip_bad, layout=layout)
+    write_store(out, sequences, meta, store_info(raw_dir, layout))
     if skip_bad:
         path = Path(rejected_out) if rejected_out else Path(f"{out}.rejected.tsv")
         lines = ["source\treason"] + [f"{r.source}\t{r.reason}" for r in rejected]
