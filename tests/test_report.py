@@ -22,6 +22,7 @@ from geokd import plots_results as rplots
 from geokd import summary as summary_mod
 from geokd.errors import InputError
 from geokd.report import DatasetEntry, build_report
+from geokd.report_html import figure_stage
 from geokd.shards import write_npy_with_sidecar
 from geokd.skeleton import UTD_MHAD_BONES, UTD_MHAD_JOINTS
 from geokd.store import StoreInfo, load_sequences, write_store
@@ -186,11 +187,15 @@ def test_same_inputs_give_byte_identical_html(built):
 def test_figures_dir_gets_png_and_pdf(built, tmp_path):
     entry = DatasetEntry(name="toy", store=built["store"], splits={})
     build_report(tmp_path / "r.html", [entry], figures_dir=tmp_path / "figs")
-    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
-    assert names == sorted(
-        f"toy_{k}.{ext}" for k in ("class_subject", "lengths", "skeleton") for ext in ("png", "pdf")
+    names = sorted(
+        p.relative_to(tmp_path / "figs").as_posix() for p in (tmp_path / "figs").rglob("*.*")
     )
-    assert (tmp_path / "figs" / "toy_lengths.pdf").read_bytes().startswith(b"%PDF")
+    assert names == sorted(
+        f"data/toy_{k}.{ext}"
+        for k in ("class_subject", "lengths", "skeleton")
+        for ext in ("png", "pdf")
+    )
+    assert (tmp_path / "figs" / "data" / "toy_lengths.pdf").read_bytes().startswith(b"%PDF")
     assert "No split tables given" in (tmp_path / "r.html").read_text()
 
 
@@ -245,6 +250,28 @@ def test_skeleton_strip_draws_evenly_spaced_frames_with_y_up(built):
     assert plots.fig_to_png_base64(short)
 
 
+def test_image_coordinates_are_drawn_upright(built):
+    """SIGNUM's MediaPipe coordinates have y down: the axis is inverted and says so."""
+    seq = load_sequences(built["store"])[0][0]
+    fig = plots.skeleton_strip(seq, UTD_MHAD_BONES, UTD_MHAD_JOINTS, "t", units="px", y_down=True)
+    ax = fig.get_axes()[0]
+    assert ax.yaxis_inverted() and ax.get_ylabel() == "y, down (px)"
+
+
+def test_figures_stay_a_readable_size_with_450_classes():
+    rng = np.random.default_rng(0)
+    meta = pd.DataFrame(
+        {"label": np.repeat(np.arange(450), 25), "subject": np.tile(np.arange(1, 26), 450)}
+    )
+    fig = plots.class_subject_counts(meta)
+    assert max(fig.get_size_inches()) <= 12
+    assert len(fig.get_axes()[0].get_yticklabels()) < 20  # numbers, not 450 overlapping names
+    assert max(rplots.per_class_accuracy({"KNN": rng.random(450)}, []).get_size_inches()) <= 14
+    P = rng.dirichlet(np.ones(450), size=10)
+    fig = rplots.soft_label_examples(P, np.arange(10), [str(i) for i in range(10)], [], "softmax")
+    assert max(fig.get_size_inches()) <= 14
+
+
 def test_other_figures_have_labels_and_save_deterministically(built, tmp_path):
     _, meta = load_sequences(built["store"])
     table = pd.read_csv(built["splits"]["paper"], sep="\t")
@@ -276,7 +303,6 @@ def test_other_figures_have_labels_and_save_deterministically(built, tmp_path):
 # Results sections: a hand-made results folder (always) and the real workflow run (if present)
 # ---------------------------------------------------------------------------------------------
 
-WF = Path("/tmp/wf")
 SECTION_TITLES = {
     "acc": "Accuracy and inference speed",
     "dist": "Distances",
@@ -610,12 +636,13 @@ def test_results_report_is_deterministic_and_writes_figures(results_built):
         "confusion_distilled",
         "per_class_accuracy",
     ]
-    names = {p.name for p in figs.iterdir()}
+    names = {p.relative_to(figs).as_posix() for p in figs.rglob("*.*")}
     slug = "Toy_friends"
     for key in keys:
-        assert {f"{slug}_paper_{key}.png", f"{slug}_paper_{key}.pdf"} <= names
+        stem = f"{figure_stage(key)}/{slug}_paper_{key}"
+        assert {f"{stem}.png", f"{stem}.pdf"} <= names
     assert len(names) == 2 * (3 + len(keys))
-    pdf = (figs / f"{slug}_paper_training_curves.pdf").read_bytes()
+    pdf = (figs / "students" / f"{slug}_paper_training_curves.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and b"matplotlib.org" not in pdf
 
 
@@ -659,32 +686,6 @@ def test_bad_results_are_clear_errors(results_built, tmp_path):
     with pytest.raises(InputError, match="not a readable JSON file"):
         build_report(tmp_path / "r.html", [DatasetEntry("t", store, results={"p": rdir})])
     assert not (tmp_path / "r.html").exists()
-
-
-@pytest.mark.skipif(not (WF / "results").is_dir(), reason="no finished workflow run in /tmp/wf")
-def test_report_of_the_real_workflow_run(tmp_path):
-    results = WF / "results" / "synthetic"
-    protocols = sorted(p.name for p in results.iterdir() if (p / "summary.json").is_file())
-    entry = DatasetEntry(
-        name="synthetic",
-        store=WF / "data" / "interim" / "synthetic" / "sequences.parquet",
-        splits={p: results / p / "split.tsv" for p in protocols},
-        results={p: results / p for p in protocols},
-    )
-    out = tmp_path / "report.html"
-    build_report(out, [entry], benchmarks_dir=WF / "benchmarks")
-    text = out.read_text(encoding="utf-8")
-    parsed = _assert_self_contained(text)
-    assert len(parsed.imgs) >= 3 + len(protocols) * 7
-    for j, protocol in enumerate(protocols):
-        for key, title in SECTION_TITLES.items():
-            assert f'<h5 id="ds0-r{j}-{key}">{html.escape(title)}</h5>' in text
-        summary = json.loads((results / protocol / "summary.json").read_text())
-        _assert_tables_match_summary(text, summary)
-        assert f"<code>{summary['provenance']['data_sha256']}</code> (matches the store)" in text
-    for title in RUN_FACTS_TITLES:
-        assert f">{html.escape(title)}</h" in text
-    assert "<td>train_transformer</td>" in text and "<td>distance_block</td>" in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -780,3 +781,20 @@ def test_confusion_and_per_class_figures():
     np.testing.assert_allclose([p.get_width() for p in ax.patches][:3], [100, 50, 25])
     assert ax.get_xlabel() == "test accuracy of the class (%)"
     assert plots.fig_to_png_base64(fig)
+
+
+@pytest.mark.parametrize(
+    ("key", "stage"),
+    [
+        ("lengths", "data"),
+        ("distances_procrustes", "distances"),
+        ("distance_hist_paper", "distances"),
+        ("soft_labels_nngk", "teacher"),
+        ("confusion_knn", "knn"),
+        ("per_class_accuracy", "students"),
+    ],
+)
+def test_figures_are_filed_by_stage(key, stage):
+    assert figure_stage(key) == stage
+    with pytest.raises(KeyError):
+        figure_stage("distancesX")

@@ -25,6 +25,7 @@ from .atomic import write_bytes
 SPLIT_ORDER = ("train", "val", "test")
 SPLIT_COLORS = {"train": "#4477aa", "val": "#ccbb44", "test": "#ee6677", "unused": "#bbbbbb"}
 SIDE_COLORS = {"left": "#4477aa", "right": "#ee6677", "center": "#333333"}
+MAX_NAMED_CLASSES = 60  # above this many classes, class names are left off the axes
 
 # rcParams for every saved figure: a fixed hash salt (SVG ids) and fixed fonts.
 _RC = {"svg.hashsalt": "geokd", "font.family": "DejaVu Sans", "pdf.fonttype": 42}
@@ -69,15 +70,20 @@ def class_subject_counts(meta: pd.DataFrame) -> Figure:
         .reindex(index=labels, columns=subjects, fill_value=0)
         .to_numpy()
     )
-    width = max(4.5, 0.45 * len(subjects) + 3.5)
-    height = max(2.5, 0.24 * len(labels) + 1.5)
+    # bounded size: SIGNUM has 450 classes (names are left off above MAX_NAMED_CLASSES)
+    width = min(12.0, max(4.5, 0.45 * len(subjects) + 3.5))
+    height = min(10.0, max(2.5, 0.24 * len(labels) + 1.5))
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
-    im = ax.imshow(counts, cmap="Blues", aspect="auto", vmin=0)
-    ax.set_xticks(range(len(subjects)), [str(s) for s in subjects])
-    ax.set_yticks(range(len(labels)), [_safe(n) for n in names])
+    im = ax.imshow(counts, cmap="Blues", aspect="auto", vmin=0, interpolation="nearest")
+    ax.set_xticks(range(len(subjects)), [str(s) for s in subjects], fontsize=8)
+    if len(labels) <= MAX_NAMED_CLASSES:
+        ax.set_yticks(range(len(labels)), [_safe(n) for n in names])
+    else:
+        ax.set_ylabel(f"class (0..{len(labels) - 1})")
     ax.set_xlabel("subject")
-    ax.set_ylabel("class")
+    if len(labels) <= MAX_NAMED_CLASSES:
+        ax.set_ylabel("class")
     ax.set_title("Sequences per class and subject")
     if counts.size <= 600:
         top = counts.max() if counts.size else 0
@@ -151,8 +157,12 @@ def skeleton_strip(
     title: str,
     n_frames: int = 6,
     units: str = "",
+    y_down: bool = False,
 ) -> Figure:
     """Draw one sequence as ``n_frames`` evenly spaced frames side by side (front view).
+
+    ``y_down``: the coordinates are image coordinates (y grows downwards, as MediaPipe's
+    for SIGNUM); the y axis is then inverted so the figure is upright.
 
     The 3-D landmarks are projected onto the x/y plane with y up (the convention of the
     Kinect data of UTD-MHAD and of the synthetic generator), with equal aspect and the
@@ -195,12 +205,12 @@ def skeleton_strip(
             ax.plot(xy[f, [p, c], 0], xy[f, [p, c], 1], color=SIDE_COLORS[side], lw=1.6)
         ax.plot(xy[f, :, 0], xy[f, :, 1], "o", ms=2.2, color="black")
         ax.set_xlim(mid[0] - half, mid[0] + half)
-        ax.set_ylim(mid[1] - half, mid[1] + half)
+        ax.set_ylim(*((mid[1] + half, mid[1] - half) if y_down else (mid[1] - half, mid[1] + half)))
         ax.set_aspect("equal")
         ax.set_title(f"frame {f + 1}/{t}", fontsize=9)
         ax.set_xlabel(f"x{unit}", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0].set_ylabel(f"y, up{unit}", fontsize=8)
+    axes[0].set_ylabel(f"y, {'down' if y_down else 'up'}{unit}", fontsize=8)
     fig.suptitle(_safe(title), fontsize=10)
     return fig
 

@@ -150,7 +150,8 @@ def soft_label_examples(
     picks = order[np.unique(np.linspace(0, len(order) - 1, n).round().astype(int))]
     C = P.shape[1]
     names = [class_names[c] if c < len(class_names) else str(c) for c in range(C)]
-    fig = Figure(figsize=(max(6.0, 0.22 * C + 3), 1.5 * len(picks) + 1.2), layout="constrained")
+    fig = Figure(figsize=(min(14.0, max(6.0, 0.22 * C + 3)), 1.5 * len(picks) + 1.2))
+    fig.set_layout_engine("constrained")
     axes = np.atleast_1d(fig.subplots(len(picks), 1, sharex=True, sharey=True))
     for ax, i in zip(axes, picks, strict=True):
         colors = ["#bbbbbb"] * C
@@ -264,7 +265,7 @@ def per_class_accuracy(values: Mapping[str, Sequence[float]], class_names: Seque
     """
     C = max((len(v) for v in values.values()), default=0)
     names = [class_names[c] if c < len(class_names) else str(c) for c in range(C)]
-    fig = Figure(figsize=(7.0, max(2.8, 0.28 * C * max(1, len(values)) / 2 + 1.5)))
+    fig = Figure(figsize=(7.0, min(14.0, max(2.8, 0.28 * C * max(1, len(values)) / 2 + 1.5))))
     fig.set_layout_engine("constrained")
     ax = fig.subplots()
     height = 0.8 / max(len(values), 1)

@@ -181,8 +181,9 @@ def _dataset_section(
     row = meta.iloc[0]
     trial = "" if pd.isna(row["trial"]) else f", trial {int(row['trial'])}"
     title = f"{row['sequence_id']}: {row['label_name']} (subject {int(row['subject'])}{trial})"
+    y_down = "y down" in (info.coordinate_system or "")
     strip = plots.skeleton_strip(
-        sequences[0], info.bones, info.landmark_names, title, units=info.units
+        sequences[0], info.bones, info.landmark_names, title, units=info.units, y_down=y_down
     )
     figures = [
         emit(
@@ -202,7 +203,8 @@ def _dataset_section(
             strip,
             f"skeleton sequence {row['sequence_id']}",
             f"The first sequence of the store, {title}: evenly spaced frames, front view "
-            "(x right, y up), bones coloured by side (blue left, red right).",
+            f"(x right, y {'down' if y_down else 'up'}), bones coloured by side (blue left, "
+            "red right).",
         ),
     ]
 

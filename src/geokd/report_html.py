@@ -49,8 +49,34 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text) or "x"
 
 
+# Figure key (or its prefix) -> the pipeline stage it shows: the figures folder has one
+# sub-folder per stage (Snakemake's native report files them by stage).
+FIGURE_STAGES = {
+    "class_subject": "data",
+    "lengths": "data",
+    "skeleton": "data",
+    "distances": "distances",
+    "distance_hist": "distances",
+    "soft_labels": "teacher",
+    "knn_vs_k": "knn",
+    "confusion_knn": "knn",
+    "training_curves": "students",
+    "confusion_distilled": "students",
+    "per_class_accuracy": "students",
+}
+
+
+def figure_stage(key: str) -> str:
+    """The stage sub-folder of a figure key (``distances_procrustes`` -> ``distances``)."""
+    for prefix in sorted(FIGURE_STAGES, key=len, reverse=True):
+        if key == prefix or key.startswith(prefix + "_"):
+            return FIGURE_STAGES[prefix]
+    raise KeyError(f"no stage for figure {key!r}")
+
+
 class _Emitter:
-    """Figures to ``<figure>`` HTML and, with a figures folder, to PNG + PDF files there."""
+    """Figures to ``<figure>`` HTML and, with a figures folder, to PNG + PDF files in
+    ``<figures>/<stage>/<prefix>_<key>`` (:func:`figure_stage`)."""
 
     def __init__(self, figures_dir: Path | None, prefix: str):
         self.figures_dir, self.prefix = figures_dir, prefix
@@ -58,7 +84,9 @@ class _Emitter:
     def __call__(self, key: str, fig: Figure, alt: str, caption: str) -> str:
         out = _img(fig, alt, caption)
         if self.figures_dir is not None:
-            plots.save_figure(fig, Path(self.figures_dir) / f"{self.prefix}_{_slug(key)}")
+            folder = Path(self.figures_dir) / figure_stage(key)
+            folder.mkdir(parents=True, exist_ok=True)
+            plots.save_figure(fig, folder / f"{self.prefix}_{_slug(key)}")
         return out
 
 

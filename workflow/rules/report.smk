@@ -10,7 +10,16 @@ rule report_html:
             caption="../report/report_html.rst",
             category="Report",
         ),
-        figures=directory("results/figures"),
+        # PNG + PDF of every figure, one sub-folder per stage; the PNGs go into Snakemake's
+        # native report (--report), filed by stage, each with its caption
+        figures=report(
+            directory("results/figures"),
+            patterns=["{stage}/{name}.png"],
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="{stage}",
+            labels={"stage": "{stage}", "figure": "{name}"},
+        ),
     log:
         "logs/report_html/report.log",
     benchmark:
