@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import copy
+import html
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 import yaml
@@ -15,6 +18,14 @@ import yaml
 from geokd.shards import load_matrix, plan_blocks
 from geokd.splits import read_split
 from geokd.store import load_sequences
+from geokd.summary import read_summary
+from tests.browser import chromium, inspect_page
+from tests.test_report import (
+    RUN_FACTS_TITLES,
+    SECTION_TITLES,
+    _assert_self_contained,
+    _assert_tables_match_summary,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -92,7 +103,7 @@ def test_the_run_writes_stores_splits_logs_benchmarks_and_report(finished_run):
     assert set(cross["split"]) == {"train", "val", "test"}
     html = (work / "results/report.html").read_text()
     assert "tiny" in html and "data:image/png;base64," in html
-    summary = json.loads((work / "results/tiny/cross_subject/summary.json").read_text())
+    summary = read_summary(work / "results/tiny/cross_subject/summary.json")  # + timings.json
     assert set(summary) >= {"knn", "teacher", "transformer", "distilled", "inference", "provenance"}
     assert sorted(summary["knn"]["procrustes"]["accuracy_per_k"], key=int) == list("12345")
     assert set(summary["teacher"]) == {"softmax", "nngk"}
@@ -137,9 +148,73 @@ def test_nothing_to_do_after_a_finished_run(finished_run):
     assert "Nothing to be done" in done.stdout + done.stderr
 
 
+def test_the_workflow_report_matches_its_summaries(finished_run):
+    """Every section is there and its tables agree with the summary files."""
+    text = (finished_run / "results/report.html").read_text(encoding="utf-8")
+    parsed = _assert_self_contained(text)
+    protocols = list(TINY["datasets"]["tiny"]["protocols"])
+    assert len(parsed.imgs) >= 3 + len(protocols) * 7
+    for j, protocol in enumerate(protocols):
+        for key, title in SECTION_TITLES.items():
+            assert f'<h5 id="ds0-r{j}-{key}">{html.escape(title)}</h5>' in text
+        results = finished_run / "results/tiny" / protocol
+        summary = read_summary(results / "summary.json")  # + timings
+        _assert_tables_match_summary(text, summary)
+        assert f"<code>{summary['provenance']['data_sha256']}</code> (matches the store)" in text
+    for title in RUN_FACTS_TITLES:
+        assert f">{html.escape(title)}</h" in text
+    assert "<td>train_transformer</td>" in text and "<td>distance_block</td>" in text
+    figures = finished_run / "results/figures"
+    assert {p.name for p in figures.iterdir()} == {
+        "data",
+        "distances",
+        "teacher",
+        "knn",
+        "students",
+    }
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium not installed (.ci/run installs it)")
+def test_report_opens_in_headless_chromium_offline(finished_run, tmp_path):
+    """Every image loads, the page fetches nothing, and the screenshot shows a page."""
+    page = inspect_page(finished_run / "results/report.html", tmp_path)
+    html = (finished_run / "results/report.html").read_text()
+    assert page.images == html.count("<img") >= 10
+    assert page.broken == []
+    assert page.resources == [] and page.page_requests == []
+    shot = matplotlib.image.imread(page.screenshot)
+    assert shot.shape[:2] == (2400, 1280)
+    assert shot[..., :3].std() > 0.05  # not a blank page
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium not installed (.ci/run installs it)")
+def test_the_browser_check_sees_broken_images_and_requests(finished_run, tmp_path):
+    """The check above can fail: a broken image and an external one are both reported."""
+    html = (finished_run / "results/report.html").read_text()
+    bad = tmp_path / "bad.html"
+    extra = (
+        '<img alt="broken" src="data:image/png;base64,AAAA">'
+        '<img alt="remote" src="http://geokd.invalid/x.png"></body>'
+    )
+    bad.write_text(html.replace("</body>", extra, 1))
+    page = inspect_page(bad, tmp_path / "probe")
+    assert set(page.broken) == {"broken", "remote"}
+    assert page.page_requests == ["http://geokd.invalid/x.png"]
+
+
 def test_native_snakemake_report(finished_run):
     snakemake(finished_run, "--report", "report.zip", "results/report.html")
-    assert (finished_run / "report.zip").stat().st_size > 1000
+    with zipfile.ZipFile(finished_run / "report.zip") as zf:
+        names = zf.namelist()
+        text = "".join(
+            zf.read(n).decode("utf-8", "replace") for n in names if n.endswith((".html", ".js"))
+        )
+    pngs = {Path(n).name for n in names if n.endswith(".png")}
+    for stem in ("tiny_lengths", "tiny_paper_distances_procrustes", "tiny_paper_training_curves"):
+        assert f"{stem}.png" in pngs
+    for caption in ("block diagonal", "Teacher soft labels", "mean over seeds"):  # figure.rst
+        assert caption in text
+    assert "accuracy.csv" in text and "report.html" in text
 
 
 @pytest.mark.parametrize(
@@ -202,23 +277,67 @@ def test_default_config_is_valid_and_plans_the_report():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_real_data_config_replaces_the_default(utd_dir):
-    done = subprocess.run(
-        [
-            str(BIN / "snakemake"),
-            "-n",
-            "--cores",
-            "2",
-            "--configfile",
-            "config/utd_mhad.yaml",
-            "--replace-workflow-config",
-            "results/report.html",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def test_real_data_config_replaces_the_default(utd_dir, tmp_path):
+    """config/utd_mhad.yaml with --replace-workflow-config plans the real datasets only."""
+    config = yaml.safe_load((ROOT / "config" / "utd_mhad.yaml").read_text())
+    for entry in config["datasets"].values():
+        entry["raw_dir"] = str(utd_dir)
+    work = make_workdir(tmp_path, {})
+    (work / "config" / "utd.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(
+        work,
+        "-n",
+        "--configfile",
+        str(work / "config" / "utd.yaml"),
+        "--replace-workflow-config",
+        "results/report.html",
     )
     out = done.stdout + done.stderr
-    assert done.returncode == 0, out
-    assert "ingest_utd_mhad" in out and "synthetic" not in out
+    jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+wildcards: (.*)$", out, flags=re.M)
+    assert ("ingest_utd_mhad", "dataset=utd_mhad") in jobs
+    assert ("ingest_utd_mhad", "dataset=utd_mhad_as_published") in jobs
+    assert "synthetic" not in out
+    assert "--as-published utd_mhad/paper=results/utd_mhad_as_published/paper/summary.json" in out
+
+
+def test_an_as_published_dataset_gets_its_own_settings_and_fills_the_tables(tmp_path):
+    """datasets.<name>.overrides apply to that dataset only; as_published_of feeds the tables."""
+    config = copy.deepcopy(TINY)
+    variant = copy.deepcopy(config["datasets"]["tiny"])
+    variant["protocols"] = {"paper": variant["protocols"]["paper"]}
+    variant["as_published_of"] = "tiny"
+    variant["overrides"] = {
+        "distances": {"metrics": ["paper"], "block_size": 7},
+        "teacher": {"metric": "paper", "methods": ["softmax"], "softmax": {"temperature": 3.0}},
+        "knn": {"k_max": 3},
+        "training": {"seeds": [5], "train": {"epochs": 1}},
+    }
+    config["datasets"]["tiny_asp"] = variant
+    work = make_workdir(tmp_path, config)
+    out = snakemake(work, "-n", "-p", "--forceall", "results/report.html").stdout
+    commands = [
+        line[line.index("python -m geokd") :]
+        for line in out.splitlines()
+        if "python -m geokd" in line
+    ]
+
+    def jobs(sub: str, dataset: str) -> list[str]:
+        return [c for c in commands if sub in c and f"results/{dataset}/" in c]
+
+    assert len(jobs("distances assemble", "tiny_asp")) == 2  # train-train, test-train
+    assert all("--metric paper --block-size 7" in c for c in jobs("distances assemble", "tiny_asp"))
+    assert all(
+        "--metric procrustes --block-size 5" in c for c in jobs("distances assemble", "tiny")
+    )
+    asp_teacher = jobs("geokd teacher", "tiny_asp")
+    assert len(asp_teacher) == 1 and '"temperature": 3.0' in asp_teacher[0]
+    assert "distances/paper/train-train.npy" in asp_teacher[0]
+    assert all('"temperature": 3.0' not in c for c in jobs("geokd teacher", "tiny"))
+    assert all("--k-max 3" in c for c in jobs("geokd knn ", "tiny_asp"))
+    assert all("--k-max 5" in c for c in jobs("geokd knn ", "tiny"))
+    asp_runs = jobs("geokd train", "tiny_asp")
+    assert len(asp_runs) == 2 and all("--seed 5" in c and '"epochs": 1' in c for c in asp_runs)
+    assert len(jobs("geokd train", "tiny")) == 2 * 2 * 2  # 2 protocols x 2 models x 2 seeds
+    (tables,) = [c for c in commands if "geokd tables" in c]
+    assert "--as-published tiny/paper=results/tiny_asp/paper/summary.json" in tables
+    assert "--summary tiny_asp" not in tables and "--summary tiny/paper=" in tables

@@ -19,7 +19,10 @@ from .errors import InputError
 def _cmd_ingest_utd(args: argparse.Namespace) -> None:
     from .utd_mhad import ingest
 
-    n, rejected = ingest(args.raw_dir, args.out, skip_bad=args.skip_bad, rejected_out=args.rejected)
+    n, rejected = ingest(
+        args.raw_dir, args.out, skip_bad=args.skip_bad, rejected_out=args.rejected,
+        layout=args.layout,
+    )  # fmt: skip
     print(f"wrote {n} sequences to {args.out}; {len(rejected)} file(s) rejected", file=sys.stderr)
 
 
@@ -30,6 +33,57 @@ def _cmd_ingest_synthetic(args: argparse.Namespace) -> None:
     cfg = SyntheticConfig(**{k: v for k, v in values.items() if v is not None})
     write_synthetic(args.out, cfg)
     print(f"wrote synthetic dataset to {args.out} ({cfg})", file=sys.stderr)
+
+
+def _cmd_ingest_signum(args: argparse.Namespace) -> None:
+    from .signum import ingest
+
+    n, rejected = ingest(
+        args.manifest, args.out, landmarks=args.landmarks, missing=args.missing_landmarks,
+        skip_bad=args.skip_bad, rejected_out=args.rejected, dataset=args.dataset,
+        n_signs=args.n_signs, n_signers=args.n_signers,
+    )  # fmt: skip
+    print(f"wrote {n} sequences to {args.out}; {len(rejected)} sample(s) rejected", file=sys.stderr)
+
+
+def _cmd_synthetic_signum(args: argparse.Namespace) -> None:
+    from .signum_synthetic import SignumSyntheticConfig, write_synthetic_signum
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SignumSyntheticConfig)}
+    cfg = SignumSyntheticConfig(**{k: v for k, v in values.items() if v is not None})
+    manifest = write_synthetic_signum(args.out_dir, cfg)
+    print(f"wrote synthetic SIGNUM-format set to {manifest} ({cfg})", file=sys.stderr)
+
+
+def _signum_parsers(sub, isub) -> None:
+    """``ingest signum`` and ``synthetic-signum``."""
+    from .signum import MISSING_POLICIES, N_SIGNERS, N_SIGNS, SUBSETS
+    from .signum_synthetic import SignumSyntheticConfig
+
+    sig = isub.add_parser("signum", help="a SIGNUM manifest of MediaPipe landmark .npy files")
+    sig.add_argument("manifest", help="manifest (.csv/.parquet) or a folder holding one")
+    sig.add_argument("out", help="output Parquet store")
+    sig.add_argument("--landmarks", choices=sorted(SUBSETS), default="both_hands",
+                     help="landmark subset to store (default both_hands: 42)")  # fmt: skip
+    sig.add_argument("--missing-landmarks", choices=MISSING_POLICIES, default="reject",
+                     help="NaN (undetected) landmarks: refuse the sample, or store 0")  # fmt: skip
+    sig.add_argument("--dataset", default="signum", help="dataset name in the store")
+    sig.add_argument("--n-signs", type=int, default=N_SIGNS, help="sign ids are 1..N")
+    sig.add_argument("--n-signers", type=int, default=N_SIGNERS, help="signers are 1..N")
+    sig.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="write the good sequences and list rejected samples instead of failing",
+    )
+    sig.add_argument("--rejected", help="TSV of rejected samples (default OUT.rejected.tsv)")
+    sig.set_defaults(func=_cmd_ingest_signum)
+
+    syn = sub.add_parser("synthetic-signum", help="write synthetic data in the SIGNUM format")
+    syn.add_argument("out_dir", help="output folder (manifest.csv + .npy files); must not exist")
+    for f in dataclasses.fields(SignumSyntheticConfig):
+        syn.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default),
+                         default=None, help=f"(default: {f.default})")  # fmt: skip
+    syn.set_defaults(func=_cmd_synthetic_signum)
 
 
 def _cmd_split(args: argparse.Namespace) -> None:
@@ -195,7 +249,34 @@ def _cmd_summarize(args: argparse.Namespace) -> None:
         config=config,
         dataset=args.dataset,
         protocol=args.protocol,
+        run_timings=args.run_timings,
+        timings_out=args.timings_out,
     )
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .checksum import sidecar_path, verify_tree
+
+    artifacts, damaged = verify_tree(*args.paths)
+    for path, problem in damaged:
+        print(f"geokd: error: {path}: {problem}", file=sys.stderr)
+        if args.delete:
+            for p in (path, sidecar_path(path)) if path.suffix != ".json" else (path,):
+                p.unlink(missing_ok=True)
+    action = "deleted (the workflow recomputes them)" if args.delete else "damaged"
+    print(f"checked {len(artifacts)} artifact(s): {len(damaged)} {action}")
+    return 2 if damaged and not args.delete else 0
 
 
 def _matrix_options(parser: argparse.ArgumentParser) -> None:
@@ -206,7 +287,9 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a metric parameter"
     )
-    parser.add_argument("--block-size", type=int, required=True, help="rows/columns per block")
+    parser.add_argument(
+        "--block-size", type=_positive_int, required=True, help="rows/columns per block (>= 1)"
+    )
 
 
 def _synthetic_options(parser: argparse.ArgumentParser) -> None:
@@ -239,11 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the good sequences and list rejected files instead of failing",
     )
     utd.add_argument("--rejected", help="TSV of rejected files (default OUT.rejected.tsv)")
+    utd.add_argument(
+        "--layout", choices=("natural", "reshape"), default="natural",
+        help="natural frames (default), or the original code's reshape-scrambled frames "
+        "padded to 125 (paper-notes defect 2; for 'as published' runs only)",
+    )  # fmt: skip
     utd.set_defaults(func=_cmd_ingest_utd)
     syn = isub.add_parser("synthetic", help="generate the seeded synthetic skeleton dataset")
     syn.add_argument("out", help="output Parquet store")
     _synthetic_options(syn)
     syn.set_defaults(func=_cmd_ingest_synthetic)
+    _signum_parsers(sub, isub)
 
     split = sub.add_parser("split", help="write the split table of a protocol")
     split.add_argument("store", help="Parquet sequence store")
@@ -284,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     knn.add_argument("matrix", help="test x train distance matrix (.npy with sidecar)")
     knn.add_argument("split", help="split table (TSV)")
     knn.add_argument("out", help="output JSON")
-    knn.add_argument("--k-max", type=int, default=30, help="largest k (default 30)")
+    knn.add_argument("--k-max", type=_positive_int, default=30, help="largest k (default 30)")
     knn.set_defaults(func=_cmd_knn)
 
     lat = sub.add_parser("knn-latency", help="time exact Procrustes-DTW 1-NN test queries")
@@ -292,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     lat.add_argument("split", help="split table (TSV)")
     lat.add_argument("out", help="output JSON")
     lat.add_argument("--metric", default="procrustes")
-    lat.add_argument("--n-queries", type=int, default=5, help="test queries to time")
+    lat.add_argument("--n-queries", type=_positive_int, default=5, help="test queries to time")
     lat.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     lat.add_argument("--options", default="{}", help="metric parameters as a JSON object")
     lat.set_defaults(func=_cmd_knn_latency)
@@ -316,9 +405,21 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--protocol", required=True)
     summ.add_argument("--store", required=True, help="sequence store (its checksum)")
     summ.add_argument("--config", default="{}", help="the resolved config (JSON) to hash")
-    for name in ("knn", "teacher", "run", "latency"):
+    for name in ("knn", "teacher", "run", "latency", "run-timings"):
         summ.add_argument(f"--{name}", nargs="*", default=[], help=f"{name} JSON files")
+    summ.add_argument(
+        "--timings-out", help="write the measured times here, not into the summary (JSON)"
+    )
     summ.set_defaults(func=_cmd_summarize)
+
+    verify = sub.add_parser(
+        "verify", help="check every checksummed artifact (blocks, matrices, soft labels, models)"
+    )
+    verify.add_argument("paths", nargs="+", help="folders (searched recursively) or files")
+    verify.add_argument(
+        "--delete", action="store_true", help="delete damaged artifacts so the workflow redoes them"
+    )
+    verify.set_defaults(func=_cmd_verify)
 
     report = sub.add_parser("report", help="write the self-contained HTML report")
     report.add_argument("out", help="output HTML file")
@@ -356,11 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)
     except (InputError, ValueError) as exc:
         print(f"geokd: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    except OSError as exc:  # the environment: disk full, read-only or missing folder, ...
+        where = exc.filename if exc.filename is not None else "I/O"
+        print(f"geokd: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return rc or 0
 
 
 if __name__ == "__main__":

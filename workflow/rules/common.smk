@@ -25,7 +25,6 @@ sys.path.insert(0, str(SRC))
 from geokd.shards import matrix_pairs, planned_blocks  # noqa: E402
 
 DATASETS = config["datasets"]
-DISTANCES = config.get("distances", {})
 
 
 def _names(source=None):
@@ -62,8 +61,23 @@ def all_splits():
     return [split_path(d, p) for d in DATASETS for p in DATASETS[d]["protocols"]]
 
 
+def _merged(base, over):
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
+
+
+def settings(dataset, section):
+    """config[section] with datasets.<dataset>.overrides.<section> merged in (key by key)."""
+    overrides = DATASETS[dataset].get("overrides", {}).get(section, {})
+    return _merged(config.get(section, {}), overrides)
+
+
 def metrics(dataset):
-    return DATASETS[dataset].get("metrics", DISTANCES.get("metrics", ["procrustes"]))
+    distances = settings(dataset, "distances")
+    return DATASETS[dataset].get("metrics", distances.get("metrics", ["procrustes"]))
 
 
 def matrix_path(dataset, protocol, metric, query, reference):
@@ -78,11 +92,6 @@ def all_matrices():
         for m in metrics(d)
         for q, r in matrix_pairs(subjects)
     ]
-
-
-TEACHER = config.get("teacher", {})
-TRAINING = config.get("training", {})
-KNN = config.get("knn", {})
 
 
 def summary_path(dataset, protocol):
@@ -102,8 +111,8 @@ def all_outputs():
     ]
 
 
-def block_size():
-    return DISTANCES.get("block_size", 64)
+def block_size(dataset):
+    return settings(dataset, "distances").get("block_size", 64)
 
 
 def distance_blocks(wildcards):
@@ -116,7 +125,7 @@ def distance_blocks(wildcards):
     return [
         f"{prefix}/{wildcards.query}-{wildcards.reference}/block_{bi}_{bj}.npy"
         for bi, bj in planned_blocks(
-            split, wildcards.query, wildcards.reference, block_size()
+            split, wildcards.query, wildcards.reference, block_size(wildcards.dataset)
         )
     ]
 
@@ -126,50 +135,58 @@ def distance_block_sidecars(wildcards):
 
 
 def matrix_args(wildcards):
-    params = DISTANCES.get("metric_params", {}).get(wildcards.metric, {})
+    distances = settings(wildcards.dataset, "distances")
+    params = distances.get("metric_params", {}).get(wildcards.metric, {})
     args = [
         f"--query {wildcards.query} --reference {wildcards.reference}",
-        f"--metric {wildcards.metric} --block-size {block_size()}",
+        f"--metric {wildcards.metric} --block-size {block_size(wildcards.dataset)}",
         *(f"--param {k}={v}" for k, v in params.items()),
     ]
-    if DISTANCES.get("window") is not None:
-        args.append(f"--window {DISTANCES['window']}")
+    if distances.get("window") is not None:
+        args.append(f"--window {distances['window']}")
     return " ".join(args)
 
 
-def teacher_metric():
-    return TEACHER.get("metric", "procrustes")
+def teacher_metric(dataset):
+    return settings(dataset, "teacher").get("metric", "procrustes")
 
 
 def teacher_matrix(wildcards):
     return matrix_path(
-        wildcards.dataset, wildcards.protocol, teacher_metric(), "train", "train"
+        wildcards.dataset,
+        wildcards.protocol,
+        teacher_metric(wildcards.dataset),
+        "train",
+        "train",
     )
 
 
 def teacher_options(wildcards):
-    return json.dumps(TEACHER.get(wildcards.method, {}), sort_keys=True)
+    teacher = settings(wildcards.dataset, "teacher")
+    return json.dumps(teacher.get(wildcards.method, {}), sort_keys=True)
 
 
 def distillation_teacher(wildcards):
-    method = TEACHER.get("distill_from", "softmax")
+    method = settings(wildcards.dataset, "teacher").get("distill_from", "softmax")
     return f"results/{wildcards.dataset}/{wildcards.protocol}/teacher/{method}.parquet"
 
 
 def knn_k_max(wildcards):
-    return KNN.get("k_max", 30)
+    return settings(wildcards.dataset, "knn").get("k_max", 30)
 
 
 def latency_queries(wildcards):
-    return KNN.get("latency_queries", 5)
+    return settings(wildcards.dataset, "knn").get("latency_queries", 5)
 
 
 def metric_options(wildcards):
-    return json.dumps(DISTANCES.get("metric_params", {}).get(wildcards.metric, {}))
+    distances = settings(wildcards.dataset, "distances")
+    return json.dumps(distances.get("metric_params", {}).get(wildcards.metric, {}))
 
 
 def training_options(wildcards):
-    options = {k: TRAINING.get(k, {}) for k in ("train", "student")}
+    training = settings(wildcards.dataset, "training")
+    options = {k: training.get(k, {}) for k in ("train", "student")}
     return json.dumps(options, sort_keys=True)
 
 
@@ -179,18 +196,23 @@ def config_json(wildcards):
 
 def summary_inputs(wildcards):
     d, p = wildcards.dataset, wildcards.protocol
-    seeds = TRAINING.get("seeds", [0, 1, 2])
+    seeds = settings(d, "training").get("seeds", [0, 1, 2])
     models = ("transformer", "distilled")
     return {
         "store": store_path(d),
         "knn": [f"results/{d}/{p}/knn/{m}.json" for m in metrics(d)],
-        "latency": [f"results/{d}/{p}/knn/latency_{teacher_metric()}.json"],
+        "latency": [f"results/{d}/{p}/knn/latency_{teacher_metric(d)}.json"],
         "teachers": [
             f"results/{d}/{p}/teacher/{m}.json"
-            for m in TEACHER.get("methods", ["softmax", "nngk"])
+            for m in settings(d, "teacher").get("methods", ["softmax", "nngk"])
         ],
         "runs": [
             f"results/{d}/{p}/models/{m}/seed{s}/metrics.json"
+            for m in models
+            for s in seeds
+        ],
+        "run_timings": [
+            f"results/{d}/{p}/models/{m}/seed{s}/timings.json"
             for m in models
             for s in seeds
         ],
@@ -199,6 +221,14 @@ def summary_inputs(wildcards):
 
 def block_mem_mb(wildcards, input):
     return 500 + 2 * input.size_mb
+
+
+def block_runtime(wildcards, threads, attempt):
+    """Minutes for one distance block: block_size**2 pairs at 5000 pairs per thread-minute
+    (300-frame sequences, ~6x margin; docs/cluster.md), times the attempt number.
+    """
+    pairs = block_size(wildcards.dataset) ** 2
+    return attempt * (5 + -(-pairs // (5000 * threads)))
 
 
 def matrix_mem_mb(wildcards, input):
@@ -219,6 +249,32 @@ def synthetic_args(wildcards):
 
 def skip_bad_flag(wildcards):
     return "--skip-bad" if config.get("ingest", {}).get("skip_bad", False) else ""
+
+
+def layout_flag(wildcards):
+    return f"--layout {DATASETS[wildcards.dataset].get('layout', 'natural')}"
+
+
+def generated_signum():
+    return [n for n, d in DATASETS.items() if "synthetic_signum" in d]
+
+
+def signum_manifest(wildcards):
+    d = DATASETS[wildcards.dataset]
+    return f"data/raw/{wildcards.dataset}" if "synthetic_signum" in d else d["manifest"]
+
+
+def signum_args(wildcards):
+    d = DATASETS[wildcards.dataset]
+    return (
+        f"--dataset {wildcards.dataset} --landmarks {d.get('landmarks', 'both_hands')}"
+        f" --missing-landmarks {d.get('missing_landmarks', 'reject')}"
+        f" {skip_bad_flag(wildcards)}"
+    )
+
+
+def synthetic_signum_args(wildcards):
+    return _flags(DATASETS[wildcards.dataset]["synthetic_signum"])
 
 
 def protocol_args(wildcards):
@@ -254,8 +310,14 @@ def report_args(wildcards):
 
 
 def tables_args(wildcards):
-    return " ".join(
-        f"--summary {d}/{p}={summary_path(d, p)}"
-        for d in DATASETS
-        for p in DATASETS[d]["protocols"]
-    )
+    """Corrected runs as --summary; a dataset with `as_published_of: X` fills X's
+    "as published" column (--as-published X/PROTOCOL=ITS_SUMMARY)."""
+    args = []
+    for d, entry in DATASETS.items():
+        of = entry.get("as_published_of")
+        for p in entry["protocols"]:
+            if of is None:
+                args.append(f"--summary {d}/{p}={summary_path(d, p)}")
+            else:
+                args.append(f"--as-published {of}/{p}={summary_path(d, p)}")
+    return " ".join(args)

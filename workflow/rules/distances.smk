@@ -21,7 +21,7 @@ rule distance_block:
     threads: 2
     resources:
         mem_mb=block_mem_mb,
-        runtime=120,
+        runtime=block_runtime,
     params:
         args=matrix_args,
     shell:

@@ -34,5 +34,43 @@ rule ingest_utd_mhad:
         "../envs/core.yaml"
     params:
         skip_bad=skip_bad_flag,
+        layout=layout_flag,
     shell:
-        "python -m geokd ingest utd-mhad {input.raw} {output} {params.skip_bad} > {log} 2>&1"
+        "python -m geokd ingest utd-mhad {input.raw} {output} {params.skip_bad}"
+        " {params.layout} > {log} 2>&1"
+
+
+rule synthetic_signum:
+    output:
+        directory("data/raw/{dataset}"),
+    log:
+        "logs/synthetic_signum/{dataset}.log",
+    benchmark:
+        "benchmarks/synthetic_signum/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(generated_signum()),
+    conda:
+        "../envs/core.yaml"
+    params:
+        args=synthetic_signum_args,
+    shell:
+        "python -m geokd synthetic-signum {output} {params.args} > {log} 2>&1"
+
+
+rule ingest_signum:
+    input:
+        raw=signum_manifest,
+    output:
+        "data/interim/{dataset}/sequences.parquet",
+    log:
+        "logs/ingest_signum/{dataset}.log",
+    benchmark:
+        "benchmarks/ingest_signum/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(_names("signum")),
+    conda:
+        "../envs/core.yaml"
+    params:
+        args=signum_args,
+    shell:
+        "python -m geokd ingest signum {input.raw} {output} {params.args} > {log} 2>&1"
