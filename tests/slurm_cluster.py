@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from geokd.atomic import _pid_alive as _alive
+
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 BINARIES = (
     "munged",
@@ -89,16 +91,6 @@ def _marker_pid(text: str) -> int | None:
             except (IndexError, ValueError):
                 return None
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _free_port() -> int:

@@ -30,6 +30,8 @@ import psutil
 import pytest
 import yaml
 
+from tests.test_workflow import TINY
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -39,14 +41,7 @@ FAULTS = {
     "datasets": {
         "tiny": {
             "source": "synthetic",
-            "synthetic": {
-                "n_classes": 3,
-                "n_subjects": 4,
-                "n_trials": 2,
-                "min_frames": 12,
-                "max_frames": 20,
-                "seed": 7,
-            },
+            "synthetic": copy.deepcopy(TINY["datasets"]["tiny"]["synthetic"]),
             "protocols": {"paper": {"train": [1, 2], "test": [3, 4]}},
         }
     },
