@@ -42,7 +42,12 @@ _S, _R, _Q, _FL, _ACC, _C, _LAM = 0, 9, 18, 22, 23, 9, 12
 NWORK = 24
 PROCRUSTES, PAPER, EUCLIDEAN, HAND = 0, 1, 2, 3
 STEP_TOL = 1e-8  # |final Newton step| above this: not converged -> robust path
-ROBUST_ITERS = 100  # Laguerre steps of the robust path before it falls back to Jacobi
+# Laguerre steps of the robust path before it falls back to Jacobi. Laguerre converges
+# cubically to a simple root, so a lane still moving after 4 + 12 steps sits at a (near-)
+# multiple root, where the adjugate is ill-conditioned and Jacobi is needed anyway (the
+# reshape-scrambled frames of the "as published" run are often near-collinear: 100 steps
+# there cost more than the Jacobi solve).
+ROBUST_ITERS = 12
 QUAL_TOL = 1e-3  # largest |adjugate diagonal| below this: ill-conditioned -> robust path
 
 _opts = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy"}
@@ -298,14 +303,19 @@ def _store_rotation(W, jj, w, x, y, z):
 
 
 @njit(**_opts)
-def jacobi_top_eigvec(A):
+def jacobi_top_eigvec(A, V=None):
     """Eigenvector of the largest eigenvalue of a symmetric 4x4 ``A`` (cyclic Jacobi).
 
-    ``A`` is overwritten. Ties: the lowest index. A zero matrix gives e_0. Sweeps stop when
-    the off-diagonal mass is below (1e-16)^2 of the matrix's (relative: an absolute limit
-    would run all 64 sweeps on rounding noise).
+    ``A`` is overwritten, and ``V`` (4x4 work array, allocated when None) too. Ties: the
+    lowest index. A zero matrix gives e_0. Sweeps stop when the off-diagonal mass is below
+    (1e-16)^2 of the matrix's (relative: an absolute limit would run all 64 sweeps on rounding
+    noise); an element is skipped only when it is small enough that all skipped ones together
+    stay below that limit (else a sweep can skip everything and never stop).
     """
-    V = np.eye(4)
+    V = np.empty((4, 4)) if V is None else V
+    for p in range(4):
+        for q in range(4):
+            V[p, q] = 1.0 if p == q else 0.0
     norm2 = 0.0
     for p in range(4):
         for q in range(4):
@@ -321,7 +331,7 @@ def jacobi_top_eigvec(A):
         for p in range(3):
             for q in range(p + 1, 4):
                 apq = A[p, q]
-                if apq * apq <= tiny:
+                if apq * apq <= tiny * 0.125:  # < tiny / 6: all skipped -> off <= tiny
                     continue
                 theta = (A[q, q] - A[p, p]) / (2.0 * apq)
                 t = 1.0 / (abs(theta) + math.sqrt(theta * theta + 1.0))
@@ -337,17 +347,18 @@ def jacobi_top_eigvec(A):
                 for r in range(4):
                     vrp, vrq = V[r, p], V[r, q]
                     V[r, p], V[r, q] = c * vrp - s * vrq, s * vrp + c * vrq
+                A[p, q] = A[q, p] = 0.0  # annihilated (not rounding residue)
     best = 0
     for i in range(1, 4):
         if A[i, i] > A[best, best]:
             best = i
-    return V[:, best].copy()
+    return V[0, best], V[1, best], V[2, best], V[3, best]
 
 
 @njit(**_opts)
 def _robust(W, L, nx2, Yn):
     """Redo the flagged lanes: Laguerre to convergence, else a Jacobi eigen-solve of N."""
-    A = np.empty((4, 4))
+    A, V = np.empty((4, 4)), np.empty((4, 4))
     for jj in range(L):
         if W[_FL * WS + jj] == 0.0:
             continue
@@ -366,7 +377,7 @@ def _robust(W, L, nx2, Yn):
                 for j in range(i, 4):
                     A[i, j] = A[j, i] = N[idx]
                     idx += 1
-            qw, qx, qy, qz = jacobi_top_eigvec(A)
+            qw, qx, qy, qz = jacobi_top_eigvec(A, V)
         _store_rotation(W, jj, qw, qx, qy, qz)
 
 
