@@ -74,6 +74,7 @@ def test_summary_gathers_means_stds_and_speedup(tmp_path):
     assert inf["student_ms_per_sample"] == pytest.approx(3.0)  # distilled runs, batch 1
     assert inf["student_ms_per_sample_batched"] == pytest.approx(0.2)
     assert inf["speedup"] == pytest.approx(100.0)
+    assert inf["speedup_batched"] == pytest.approx(inf["knn_ms_per_sample"] / 0.2)
     assert len(s["provenance"]["data_sha256"]) == 64 and s["provenance"]["packages"]["numpy"]
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match="broken.json: not a readable JSON"):

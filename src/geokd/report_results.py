@@ -92,6 +92,7 @@ def _accuracy_html(summary: dict) -> str:
             ("student_ms_per_sample_batched", "student, batched (best batch)", ".3f", "ms/sample"),
             ("knn_ms_per_sample", knn, ".3f", "ms/query"),
             ("speedup", "speed-up (KNN / student batch 1)", ".1f", "&times;"),
+            ("speedup_batched", "speed-up (KNN / student batched)", ".1f", "&times;"),
         )
         if key in inf
     ]

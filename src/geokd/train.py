@@ -107,6 +107,9 @@ class TrainConfig:
         Early stopping after this many epochs without validation improvement, 0 = off.
     eval_every : int
         Evaluate ``val`` and ``eval_sets`` every this many epochs and at the last (default 1).
+    latency_batch_size : int
+        Besides batch 1, the batch size at which the inference latency per sample is measured
+        (default 256: throughput of batched inference).
     eval_batch_size : int
         Batch size of evaluation and prediction (default 256).
     device : str
@@ -134,6 +137,7 @@ class TrainConfig:
     val_fraction: float = 0.0
     patience: int = 0
     eval_every: int = 1
+    latency_batch_size: int = 256
     eval_batch_size: int = 256
     device: str = "cpu"
     num_threads: int | None = None
@@ -144,8 +148,12 @@ class TrainConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.optimizer not in ("adamw", "adam") or self.scheduler not in ("cosine", "constant"):
             raise ValueError("optimizer must be adamw|adam and scheduler cosine|constant")
-        if min(self.epochs, self.batch_size, self.eval_every, self.eval_batch_size) < 1:
-            raise ValueError("epochs, batch_size, eval_every and eval_batch_size must be >= 1")
+        sizes = (self.epochs, self.batch_size, self.eval_every, self.eval_batch_size)
+        if min(*sizes, self.latency_batch_size) < 1:
+            raise ValueError(
+                "epochs, batch_size, eval_every, eval_batch_size and latency_batch_size "
+                "must be >= 1"
+            )
         if not self.temperature > 0 or not 0 <= self.val_fraction < 1:
             raise ValueError("temperature must be > 0 and val_fraction in [0, 1)")
 
@@ -600,7 +608,7 @@ def run_training(
         Xt, Lt = parts["test"][:2]
         latency = {
             f"batch_{b}": latency_ms_per_sample(model, Xt, Lt, b)
-            for b in sorted({1, cfg.batch_size})
+            for b in sorted({1, cfg.latency_batch_size})
         }
         threads = torch.get_num_threads()
     epoch = history["best_epoch"] or history["stopped_epoch"]
