@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         "--budget",
         type=parse_budget,
         default=None,
-        help=f"override _torch_backend.BUDGET (now {pow2(_torch_backend.BUDGET)}); int or 2^N",
+        help="override _torch_backend.BUDGET / BUDGET_CUDA (now "
+        f"{pow2(_torch_backend.BUDGET)} / {pow2(_torch_backend.BUDGET_CUDA)}); int or 2^N",
     )
     ap.add_argument("--metric", choices=("procrustes", "hand"), default="procrustes")
     ap.add_argument("--repeat", type=int, default=None, help="best of R (default 3, quick 1)")
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.metric == "hand" and args.landmarks % D.HAND_SIZE:
         ap.error("--metric hand needs --landmarks = 21 * H")
     if args.budget is not None:
-        _torch_backend.BUDGET = args.budget
-    budget = _torch_backend.BUDGET
+        _torch_backend.BUDGET = _torch_backend.BUDGET_CUDA = args.budget
+    budget = _torch_backend.BUDGET_CUDA if args.device == "cuda" else _torch_backend.BUDGET
 
     import torch
 

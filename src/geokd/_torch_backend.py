@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 BUDGET = 1 << 24  # elements of the largest intermediate (batch, m, n, K, 3) per chunk
+BUDGET_CUDA = 1 << 27  # the same on a GPU (1 GiB per float64 intermediate): fewer, larger chunks
 
 
 def cuda_available() -> bool:
@@ -102,11 +103,20 @@ def _dtw_wavefront(C, m, n):
                 dim=1,
             )  # (i-1, j-1): diagonal d-2
             cur = c + torch.minimum(torch.minimum(up, prev1), diag)  # prev1[i]: (i, j-1)
-        done = last == d
-        if bool(done.any()):
-            out[done] = cur[rows[done], m[done] - 1]
+        out = torch.where(last == d, cur[rows, m - 1], out)  # no host sync per diagonal
         prev2, prev1 = prev1, cur
     return out
+
+
+def _gather(rows, starts, lengths, T: int, dev):
+    """Frames rows[starts[r] : starts[r] + lengths[r]] of every pair, zero-padded to (b, T, RW)
+    in one indexed copy (not one copy per pair)."""
+    import torch
+
+    t = np.arange(T)
+    idx = torch.as_tensor(starts[:, None] + np.minimum(t, lengths[:, None] - 1), device=dev)
+    valid = torch.as_tensor(t[None, :] < lengths[:, None], device=dev)
+    return torch.where(valid[..., None], rows[idx], torch.zeros((), dtype=rows.dtype, device=dev))
 
 
 def _pair_distances(P, pa, pb, window: int, device: str) -> np.ndarray:
@@ -115,6 +125,7 @@ def _pair_distances(P, pa, pb, window: int, device: str) -> np.ndarray:
     dev = torch.device(device)
     rows = torch.as_tensor(P.rows.reshape(-1, P.RW), device=dev)
     lens = P.lengths
+    budget = BUDGET_CUDA if dev.type == "cuda" else BUDGET
     order = np.lexsort((lens[pb], lens[pa]))
     out = np.empty(len(pa))
     start = 0
@@ -122,17 +133,14 @@ def _pair_distances(P, pa, pb, window: int, device: str) -> np.ndarray:
         stop = start + 1
         while stop < len(order):
             sel = order[start : stop + 1]
-            if (stop + 1 - start) * lens[pa[sel]].max() * lens[pb[sel]].max() * P.Kp * 3 > BUDGET:
+            if (stop + 1 - start) * lens[pa[sel]].max() * lens[pb[sel]].max() * P.Kp * 3 > budget:
                 break
             stop += 1
         sel = order[start:stop]
         m, n = lens[pa[sel]], lens[pb[sel]]
         M, N = int(m.max()), int(n.max())
-        A = torch.zeros(len(sel), M, P.RW, dtype=torch.float64, device=dev)
-        B = torch.zeros(len(sel), N, P.RW, dtype=torch.float64, device=dev)
-        for r, (a, bb) in enumerate(zip(pa[sel], pb[sel], strict=True)):
-            A[r, : lens[a]] = rows[P.roff[a] : P.roff[a] + lens[a]]
-            B[r, : lens[bb]] = rows[P.roff[bb] : P.roff[bb] + lens[bb]]
+        A = _gather(rows, P.roff[pa[sel]], m, M, dev)  # (b, M, RW), zero after each length
+        B = _gather(rows, P.roff[pb[sel]], n, N, dev)
         C = _cost_matrices(P, A, B, P.metric)
         mt = torch.as_tensor(m, device=dev)
         nt = torch.as_tensor(n, device=dev)
