@@ -438,3 +438,31 @@ def read_only(path: Path):
         yield path
     finally:
         _umount(path)
+
+
+def summarize_argv(p: dict, out: Path, **over) -> list:
+    """`geokd summarize` argv over the project fixture's step files into ``out``; ``over``
+    replaces the values of options (e.g. ``{"--knn": [bad_file]}``)."""
+    args = {
+        "--knn": [p["knn"]],
+        "--teacher": [p["soft"].with_suffix(".json")],
+        "--latency": [p["latency"]],
+        "--run": sorted(p["models"].glob("*/seed0/metrics.json")),
+        "--run-timings": sorted(p["models"].glob("*/seed0/timings.json")),
+        **over,
+    }
+    argv = [
+        "summarize",
+        out / "summary.json",
+        "--timings-out",
+        out / "timings.json",
+        "--dataset",
+        "tiny",
+        "--protocol",
+        "paper",
+        "--store",
+        p["store"],
+    ]
+    for option, values in args.items():
+        argv += [option, *values]
+    return argv  # fmt: skip

@@ -28,6 +28,7 @@ from tests.faults.conftest import (
     TRAIN_OPTIONS,
     make_workdir,
     snakemake,
+    summarize_argv,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -217,32 +218,6 @@ def _bad_json(tmp: Path, text: str) -> Path:
     return path
 
 
-def _summarize(p, out, **over):
-    args = {
-        "--knn": [p["knn"]],
-        "--teacher": [p["soft"].with_suffix(".json")],
-        "--latency": [p["latency"]],
-        "--run": sorted(p["models"].glob("*/seed0/metrics.json")),
-        "--run-timings": sorted(p["models"].glob("*/seed0/timings.json")),
-        **over,
-    }
-    argv = [
-        "summarize",
-        out / "summary.json",
-        "--timings-out",
-        out / "timings.json",
-        "--dataset",
-        "tiny",
-        "--protocol",
-        "paper",
-        "--store",
-        p["store"],
-    ]
-    for option, values in args.items():
-        argv += [option, *values]
-    return argv  # fmt: skip
-
-
 OTHER = {
     # name: (argv(project, tmp, out), needles in the one error line)
     "teacher: --options not JSON": (
@@ -308,19 +283,19 @@ OTHER = {
         lambda p, t, o: ["train", p["store"], p["split"], o / "run",
                          "--options", '{"train": {"epochs": 0}}'], ["epochs"]),
     "summarize: malformed JSON": (
-        lambda p, t, o: _summarize(p, o, **{"--knn": [_bad_json(t, "{")]}),
+        lambda p, t, o: summarize_argv(p, o, **{"--knn": [_bad_json(t, "{")]}),
         ["step.json", "not a readable JSON"]),
     "summarize: a KNN result without per_k": (
-        lambda p, t, o: _summarize(p, o, **{"--knn": [_bad_json(t, '{"metric": "x"}')]}),
+        lambda p, t, o: summarize_argv(p, o, **{"--knn": [_bad_json(t, '{"metric": "x"}')]}),
         ["step.json", "missing key"]),
     "summarize: a run that is a list": (
-        lambda p, t, o: _summarize(p, o, **{"--run": [_bad_json(t, "[1, 2]")]}),
+        lambda p, t, o: summarize_argv(p, o, **{"--run": [_bad_json(t, "[1, 2]")]}),
         ["step.json", "missing key"]),
     "summarize: missing timings": (
-        lambda p, t, o: _summarize(p, o, **{"--run-timings": []}),
+        lambda p, t, o: summarize_argv(p, o, **{"--run-timings": []}),
         ["metrics.json", "latency"]),
     "summarize: --config not JSON": (
-        lambda p, t, o: [*_summarize(p, o), "--config", "{"], ["--config", "not valid JSON"]),
+        lambda p, t, o: [*summarize_argv(p, o), "--config", "{"], ["--config", "not valid JSON"]),
     "tables: malformed summary": (
         lambda p, t, o: ["tables", o, "--summary", f"tiny/paper={_bad_json(t, '{')}"],
         ["step.json", "not a readable summary JSON"]),

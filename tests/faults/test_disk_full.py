@@ -40,6 +40,7 @@ from tests.faults.conftest import (
     read_only,
     snakemake,
     snapshot,
+    summarize_argv,
     tmpfs,
 )
 
@@ -57,28 +58,7 @@ def _writers(p: dict, out: Path) -> dict[str, tuple[list, list, list[Path]]]:
         "--results",
         f"tiny/paper={p['root']}",
     ]
-    summarize = [
-        "summarize",
-        out / "summary.json",
-        "--timings-out",
-        out / "timings.json",
-        "--dataset",
-        "tiny",
-        "--protocol",
-        "paper",
-        "--store",
-        p["store"],
-        "--knn",
-        p["knn"],
-        "--latency",
-        p["latency"],
-        "--teacher",
-        p["soft"].with_suffix(".json"),
-        "--run",
-        *sorted(p["models"].glob("*/seed0/metrics.json")),
-        "--run-timings",
-        *sorted(p["models"].glob("*/seed0/timings.json")),
-    ]
+    summarize = summarize_argv(p, out)
     return {
         "ingest synthetic": (
             ["ingest", "synthetic", out / "s.parquet", "--n-classes", 2, "--seed", 1],
