@@ -34,18 +34,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench_signum_scale import signum_pairs  # noqa: E402  (the same split sizes)
+
 from geokd import _torch_backend  # noqa: E402
 from geokd import distances as D  # noqa: E402
 
-SIGNUM = {"train": 6300, "val": 1800, "test": 1901}
 TARGET_S = 600.0  # the whole set of matrices on one H100
 RTOL = 1e-9  # float64 agreement with the CPU kernel
-
-
-def signum_pairs() -> int:
-    """Sequence pairs of the SIGNUM matrices: train upper triangle, val x train, test x train."""
-    n = SIGNUM["train"]
-    return n * (n - 1) // 2 + (SIGNUM["val"] + SIGNUM["test"]) * n
 
 
 def parse_budget(text: str) -> int:
