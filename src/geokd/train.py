@@ -148,8 +148,9 @@ class TrainConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.optimizer not in ("adamw", "adam") or self.scheduler not in ("cosine", "constant"):
             raise ValueError("optimizer must be adamw|adam and scheduler cosine|constant")
-        sizes = (self.epochs, self.batch_size, self.eval_every, self.eval_batch_size)
-        if min(*sizes, self.latency_batch_size) < 1:
+        sizes = (self.epochs, self.batch_size, self.eval_every, self.eval_batch_size,
+                 self.latency_batch_size)  # fmt: skip
+        if min(sizes) < 1:
             raise ValueError(
                 "epochs, batch_size, eval_every, eval_batch_size and latency_batch_size "
                 "must be >= 1"
