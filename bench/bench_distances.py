@@ -1,4 +1,4 @@
-"""Benchmark of geokd.distances on the real UTD-MHAD paper protocol.
+"""Benchmark of geokd.distances._cdist on the real UTD-MHAD paper protocol.
 
     python bench/bench_distances.py [--quick] [--data DIR]
 
@@ -29,8 +29,8 @@ from numba import njit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from geokd import _reference  # noqa: E402
-from geokd import distances as D  # noqa: E402
+from geokd.distances import _cdist as D  # noqa: E402
+from geokd.distances import reference as _reference  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/utd-mhad/Skeleton"
 NAME = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_skeleton\.mat$")

@@ -13,7 +13,7 @@ whole SIGNUM signer protocol (train 6,300 x train upper triangle + val 1,800 x t
 1,901 x train = 43.2 M pairs) against the 10-minute target, per pair at the measured rate.
 Correctness: the maximum relative difference to the CPU kernel on a symmetric matrix of at
 least ``--check`` pairs (and on the timed pairs), against the 1e-9 contract.
-``--budget`` overrides ``geokd._torch_backend.BUDGET`` (elements of the largest intermediate
+``--budget`` overrides ``geokd.distances._torch.BUDGET`` (elements of the largest intermediate
 (pairs, m, n, K, 3) per chunk) for the run: larger chunks are the main GPU tuning knob.
 """
 
@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from bench_signum_scale import signum_pairs  # noqa: E402  (the same split sizes)
 
-from geokd import _torch_backend  # noqa: E402
-from geokd import distances as D  # noqa: E402
+from geokd.distances import _cdist as D  # noqa: E402
+from geokd.distances import _torch as _torch_backend  # noqa: E402
 
 TARGET_S = 600.0  # the whole set of matrices on one H100
 RTOL = 1e-9  # float64 agreement with the CPU kernel
@@ -156,13 +156,17 @@ def main(argv: list[str] | None = None) -> int:
             torch.get_num_threads()
         )
     print(f"# geokd GPU-backend benchmark, {date.today()}, {platform.node()}: {dev_name}")
-    print(f"# torch {torch.__version__}, backend={backend!r}, metric={args.metric!r}, budget "
-          f"{pow2(budget)} = {budget} elements (~{chunk} pairs of {T}x{T} frames per chunk); "
-          f"CPU kernel: numba, {threads} threads, {os.cpu_count()} CPUs, load avg "
-          f"{os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"# torch {torch.__version__}, backend={backend!r}, metric={args.metric!r}, budget "
+        f"{pow2(budget)} = {budget} elements (~{chunk} pairs of {T}x{T} frames per chunk); "
+        f"CPU kernel: numba, {threads} threads, {os.cpu_count()} CPUs, load avg "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     full = signum_pairs()
-    print(f"# SIGNUM signer protocol: {full:.4g} sequence pairs ({full * frame_pairs:.3g} frame "
-          f"pairs) of {T} x {K} landmark sequences; target <= {TARGET_S / 60:.0f} min")  # fmt: skip
+    print(
+        f"# SIGNUM signer protocol: {full:.4g} sequence pairs ({full * frame_pairs:.3g} frame "
+        f"pairs) of {T} x {K} landmark sequences; target <= {TARGET_S / 60:.0f} min"
+    )
 
     params = {} if args.metric == "procrustes" else dict(D.HAND_DEFAULTS)
 
@@ -209,48 +213,91 @@ def main(argv: list[str] | None = None) -> int:
     proj, proj_cpu = full / rate, full / rate_cpu
     verdict = "met" if proj <= TARGET_S else f"NOT met ({proj / TARGET_S:.1f}x over)"
     rows = [
-        (f"{backend} backend throughput", f"{rate:,.0f} pairs/s",
-         f"{rate * frame_pairs / 1e6:.1f} M frame pairs/s; {nq} x {nr} = {n_pairs} pairs, "
-         f"{t_be:.3f} s, best of {args.repeat}"),
-        ("CPU kernel (numba), same pairs", f"{rate_cpu:,.0f} pairs/s",
-         f"{rate_cpu * frame_pairs / 1e6:.1f} M frame pairs/s; {threads} threads, "
-         f"{t_cpu:.3f} s"),
-        ("ratio backend time / CPU-kernel time", f"{t_be / t_cpu:.3g}",
-         "same pairs, same run (< 1: the backend is faster)"),
-        (f"projected SIGNUM set, {backend} backend", fmt_s(proj),
-         f"{full:.4g} pairs at {rate:,.0f} pairs/s; target <= {TARGET_S / 60:.0f} min: "
-         f"{verdict}"),
-        ("projected SIGNUM set, CPU kernel here", fmt_s(proj_cpu),
-         f"{threads} threads at {rate_cpu:,.0f} pairs/s"),
-        ("max relative difference to the CPU kernel", f"{err_check:.2e}",
-         f"{s * (s - 1) // 2} pairs (symmetric {s} x {s}); within {RTOL:g}: "
-         f"{'yes' if err_check <= RTOL else 'NO'}"),
-        ("... on the timed pairs", f"{err_timed:.2e}",
-         f"{n_pairs} pairs; within {RTOL:g}: {'yes' if err_timed <= RTOL else 'NO'}"),
-    ]  # fmt: skip
+        (
+            f"{backend} backend throughput",
+            f"{rate:,.0f} pairs/s",
+            f"{rate * frame_pairs / 1e6:.1f} M frame pairs/s; {nq} x {nr} = {n_pairs} pairs, "
+            f"{t_be:.3f} s, best of {args.repeat}",
+        ),
+        (
+            "CPU kernel (numba), same pairs",
+            f"{rate_cpu:,.0f} pairs/s",
+            f"{rate_cpu * frame_pairs / 1e6:.1f} M frame pairs/s; {threads} threads, {t_cpu:.3f} s",
+        ),
+        (
+            "ratio backend time / CPU-kernel time",
+            f"{t_be / t_cpu:.3g}",
+            "same pairs, same run (< 1: the backend is faster)",
+        ),
+        (
+            f"projected SIGNUM set, {backend} backend",
+            fmt_s(proj),
+            f"{full:.4g} pairs at {rate:,.0f} pairs/s; target <= {TARGET_S / 60:.0f} min: "
+            f"{verdict}",
+        ),
+        (
+            "projected SIGNUM set, CPU kernel here",
+            fmt_s(proj_cpu),
+            f"{threads} threads at {rate_cpu:,.0f} pairs/s",
+        ),
+        (
+            "max relative difference to the CPU kernel",
+            f"{err_check:.2e}",
+            f"{s * (s - 1) // 2} pairs (symmetric {s} x {s}); within {RTOL:g}: "
+            f"{'yes' if err_check <= RTOL else 'NO'}",
+        ),
+        (
+            "... on the timed pairs",
+            f"{err_timed:.2e}",
+            f"{n_pairs} pairs; within {RTOL:g}: {'yes' if err_timed <= RTOL else 'NO'}",
+        ),
+    ]
     if peak is not None:
-        rows.append(("peak GPU memory (timed runs)", f"{peak / 2**30:.2f} GiB",
-                     f"budget {pow2(budget)} elements"))  # fmt: skip
+        rows.append(
+            (
+                "peak GPU memory (timed runs)",
+                f"{peak / 2**30:.2f} GiB",
+                f"budget {pow2(budget)} elements",
+            )
+        )
     print("\n| measure | value | details |\n|---|---|---|")
     for name, value, detail in rows:
         print(f"| {name} | {value} | {detail} |")
 
     if args.json is not None:
         result = {
-            "date": str(date.today()), "host": platform.node(), "device": dev_name,
-            "torch": torch.__version__, "backend": backend, "metric": args.metric,
-            "budget": budget, "chunk_pairs": chunk, "frames": T, "landmarks": K,
-            "pairs": n_pairs, "block": [nq, nr], "repeat": args.repeat,
-            "backend_s": t_be, "cpu_s": t_cpu, "cpu_threads": threads,
-            "backend_pairs_per_s": rate, "cpu_pairs_per_s": rate_cpu,
+            "date": str(date.today()),
+            "host": platform.node(),
+            "device": dev_name,
+            "torch": torch.__version__,
+            "backend": backend,
+            "metric": args.metric,
+            "budget": budget,
+            "chunk_pairs": chunk,
+            "frames": T,
+            "landmarks": K,
+            "pairs": n_pairs,
+            "block": [nq, nr],
+            "repeat": args.repeat,
+            "backend_s": t_be,
+            "cpu_s": t_cpu,
+            "cpu_threads": threads,
+            "backend_pairs_per_s": rate,
+            "cpu_pairs_per_s": rate_cpu,
             "backend_frame_pairs_per_s": rate * frame_pairs,
             "ratio_backend_over_cpu": t_be / t_cpu,
-            "signum_pairs": full, "projected_s": proj, "projected_cpu_s": proj_cpu,
-            "target_s": TARGET_S, "target_met": proj <= TARGET_S,
-            "check_pairs": s * (s - 1) // 2, "max_rel_diff": err_check,
-            "max_rel_diff_timed": err_timed, "rtol": RTOL,
-            "within_rtol": max(err_check, err_timed) <= RTOL, "peak_gpu_bytes": peak,
-        }  # fmt: skip
+            "signum_pairs": full,
+            "projected_s": proj,
+            "projected_cpu_s": proj_cpu,
+            "target_s": TARGET_S,
+            "target_met": proj <= TARGET_S,
+            "check_pairs": s * (s - 1) // 2,
+            "max_rel_diff": err_check,
+            "max_rel_diff_timed": err_timed,
+            "rtol": RTOL,
+            "within_rtol": max(err_check, err_timed) <= RTOL,
+            "peak_gpu_bytes": peak,
+        }
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {args.json}")
     return 0

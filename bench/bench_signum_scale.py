@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from geokd.distances import cdist  # noqa: E402
-from geokd.synthetic import SyntheticConfig, generate  # noqa: E402
+from geokd.data.synthetic import SyntheticConfig, generate  # noqa: E402
+from geokd.distances._cdist import cdist  # noqa: E402
 
 SIGNUM = {"train": 6300, "val": 1800, "test": 1901}
 METRIC_PARAMS = {"hand": {"s1": 0.5111, "s2": 1.6964, "s3": 0.1191, "delta": 0.2044}}
@@ -49,9 +49,15 @@ def signum_jobs(block_size: int) -> int:
 
 def sequences(n: int, seed: int) -> list:
     cfg = SyntheticConfig(
-        n_classes=max(2, n // 2), n_subjects=2, n_trials=1, min_frames=80, max_frames=80,
-        topology="two_hands", noise=0.002, seed=seed,
-    )  # fmt: skip
+        n_classes=max(2, n // 2),
+        n_subjects=2,
+        n_trials=1,
+        min_frames=80,
+        max_frames=80,
+        topology="two_hands",
+        noise=0.002,
+        seed=seed,
+    )
     seqs, _, _ = generate(cfg)
     return seqs[:n]
 
@@ -68,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overhead", type=float, default=10.0, help="scheduling s per job")
     args = ap.parse_args(argv)
     q, r = sequences(args.block, 1), sequences(args.block, 2)
-    print(f"# SIGNUM-scale blocks on {platform.node()}: {os.cpu_count()} cores, "
-          f"{args.threads} thread(s); timed block {args.block}x{args.block} pairs of "
-          f"80 x 42 landmark sequences")  # fmt: skip
+    print(
+        f"# SIGNUM-scale blocks on {platform.node()}: {os.cpu_count()} cores, "
+        f"{args.threads} thread(s); timed block {args.block}x{args.block} pairs of "
+        f"80 x 42 landmark sequences"
+    )
     pairs, jobs = signum_pairs(), signum_jobs(args.block_size)
     print(
         f"# SIGNUM signer protocol: {pairs:.3e} sequence pairs ({pairs * 6400:.2e} frame pairs),"
@@ -84,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         dt = time.perf_counter() - t0
         per_pair = dt * args.threads / (args.block * args.block)  # core-seconds per pair
         block_s = per_pair * args.block_size**2
-        print(f"\n{metric}: {1e3 * per_pair:.3f} core-ms per pair "
-              f"({6400 / per_pair / 1e6:.1f} M frame pairs/s per core); a {args.block_size}x"
-              f"{args.block_size} block = {block_s:.0f} core-s -> "
-              f"{3600 / block_s:.1f} blocks per hour per core")  # fmt: skip
+        print(
+            f"\n{metric}: {1e3 * per_pair:.3f} core-ms per pair "
+            f"({6400 / per_pair / 1e6:.1f} M frame pairs/s per core); a {args.block_size}x"
+            f"{args.block_size} block = {block_s:.0f} core-s -> "
+            f"{3600 / block_s:.1f} blocks per hour per core"
+        )
         total = pairs * per_pair
         local = os.cpu_count() or 1
         print(f"  {'this machine':>14}: {hours(total / local)} (local run, no scheduler)")

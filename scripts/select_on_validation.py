@@ -12,7 +12,7 @@ table at the end. How config/utd_mhad.yaml's student and softmax temperature wer
         --matrix results/utd_mhad/paper/distances/procrustes/train-train.npy \
         --val-subjects 4 5 --temperatures 0.02 0.05 0.1 0.2 0.3
 
-A student is a JSON object of geokd.student.StudentConfig fields (``--student NAME=JSON``, any
+A student is a JSON object of StudentConfig fields (``--student NAME=JSON``, any
 number); the default set is the small students compared for the latency target.
 """
 
@@ -26,12 +26,12 @@ import time
 import numpy as np
 import torch
 
-from geokd.shards import load_matrix
-from geokd.splits import read_split
-from geokd.store import load_sequences
-from geokd.student import StudentConfig, prepare
-from geokd.teacher import nngk_teacher, softmax_teacher
-from geokd.train import TrainConfig, evaluate, train
+from geokd.data.splits import read_split
+from geokd.data.store import load_sequences
+from geokd.distances.shards import load_matrix
+from geokd.models.student import StudentConfig, prepare
+from geokd.models.teacher import nngk_teacher, softmax_teacher
+from geokd.models.train import TrainConfig, evaluate, train
 
 STUDENTS = {
     "f24-d48-l1": {"max_frames": 24, "d_model": 48, "ff_dim": 96, "n_layers": 1},
@@ -95,9 +95,12 @@ def main() -> None:
             for (fit, val, teachers), seed in itertools.product(folds, args.seeds):
                 mode = "transformer" if teacher == "ce" else "distilled"
                 cfg = TrainConfig(
-                    epochs=args.epochs, batch_size=args.batch_size, seed=seed, mode=mode,
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    seed=seed,
+                    mode=mode,
                     progress=False,
-                )  # fmt: skip
+                )
                 P = teachers[teacher]
                 model, _ = train(X[fit], L[fit], y[fit], P, cfg, scfg, n_classes=n_classes)
                 accs.append(evaluate(model, X[val], L[val], y[val], n_classes)["accuracy"])

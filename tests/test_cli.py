@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from geokd.cli import build_parser, main
-from geokd.store import load_sequences
+from geokd.data.store import load_sequences
 
 
 def test_every_subcommand_has_help():

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.transform import Rotation
 
-from geokd import _kernels, _reference
-from geokd import distances as D
+from geokd.distances import _cdist as D
+from geokd.distances import _kernels
+from geokd.distances import reference as _reference
 
 UTD = Path(__file__).resolve().parents[1].parent / "shared/datasets/utd-mhad/Skeleton"
 RTOL = 1e-9
@@ -153,11 +154,13 @@ def test_frame_costs_near_degenerate(case, metric):
 
 def quat_to_matrix(q):
     w, x, y, z = q / np.linalg.norm(q)
-    return np.array([
-        [w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z],
-    ])  # fmt: skip
+    return np.array(
+        [
+            [w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z],
+        ]
+    )
 
 
 def test_robust_paths_give_the_same_rotations():
@@ -397,7 +400,7 @@ def test_the_original_scrambled_frames_match_the_reference(utd_seqs):
     one-parameter family is optimal, the residual is the same for all of them but its
     transpose is not, and the original's value depends on LAPACK's choice of basis.
     """
-    from geokd.utd_mhad import scramble_like_paper
+    from geokd.data.utd_mhad import scramble_like_paper
 
     frames = [scramble_like_paper(s)[::4] for s in utd_seqs[:3]]  # 32 frames each
     sv = np.linalg.svd(frames[0] - frames[0].mean(axis=1, keepdims=True), compute_uv=False)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geokd.knn import knn_evaluate, knn_predict, metrics, neighbours
+from geokd.models.knn import knn_evaluate, knn_predict, metrics, neighbours
 
 
 def reference_knn(D, y, k, exclude_self=False):

@@ -17,16 +17,16 @@ import pytest
 from matplotlib.figure import Figure
 
 import geokd
-from geokd import plots
-from geokd import plots_results as rplots
-from geokd import summary as summary_mod
+from geokd.data.skeleton import UTD_MHAD_BONES, UTD_MHAD_JOINTS
+from geokd.data.store import StoreInfo, load_sequences, write_store
+from geokd.distances.shards import write_npy_with_sidecar
 from geokd.errors import InputError
-from geokd.report import DatasetEntry, build_report
-from geokd.report_html import figure_stage
-from geokd.shards import write_npy_with_sidecar
-from geokd.skeleton import UTD_MHAD_BONES, UTD_MHAD_JOINTS
-from geokd.store import StoreInfo, load_sequences, write_store
-from geokd.teacher import diagnostics, write_soft_labels
+from geokd.models.teacher import diagnostics, write_soft_labels
+from geokd.report import plots
+from geokd.report import plots_results as rplots
+from geokd.report import summary as summary_mod
+from geokd.report.html import figure_stage
+from geokd.report.page import DatasetEntry, build_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVIL = '<script>alert("x")</script>'

@@ -3,9 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from geokd.distances import cdist
-from geokd.errors import InputError
-from geokd.shards import (
+from geokd.data.splits import write_split
+from geokd.data.store import load_sequences
+from geokd.data.utd_mhad import ingest
+from geokd.distances._cdist import cdist
+from geokd.distances.shards import (
     MatrixSpec,
     assemble,
     compute_block,
@@ -15,9 +17,7 @@ from geokd.shards import (
     planned_blocks,
     split_ids,
 )
-from geokd.splits import write_split
-from geokd.store import load_sequences
-from geokd.utd_mhad import ingest
+from geokd.errors import InputError
 
 
 def test_plan_covers_the_matrix_once():

@@ -16,18 +16,18 @@ import pytest
 import yaml
 
 from geokd.cli import main
-from geokd.distances import cdist
+from geokd.data.signum import SIGNER_PROTOCOL, SUBSETS, ingest, landmark_subset, read_signum
+from geokd.data.signum_synthetic import SignumSyntheticConfig, write_synthetic_signum
+from geokd.data.splits import assign_splits
+from geokd.data.store import load_sequences, read_info
+from geokd.data.synthetic import generate
+from geokd.distances._cdist import cdist
 from geokd.errors import InputError
-from geokd.signum import SIGNER_PROTOCOL, SUBSETS, ingest, landmark_subset, read_signum
-from geokd.signum_synthetic import SignumSyntheticConfig, write_synthetic_signum
-from geokd.splits import assign_splits
-from geokd.store import load_sequences, read_info
-from geokd.summary import read_summary
-from geokd.synthetic import generate
+from geokd.report.summary import read_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"n_signs": 2, "n_signers": 25, "min_frames": 6, "max_frames": 9}
-W = 1.25  # geokd.signum_synthetic's image width in metres
+W = 1.25  # geokd.data.signum_synthetic's image width in metres
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +139,13 @@ def test_landmark_subsets(raw, tmp_path, subset):
     arr = np.load(raw / meta["source"][3]).reshape(-1, 75, 3)
     assert np.array_equal(seqs[3], arr[:, idx])
     assert read_info(out).landmark_names == names
-    firsts = {"both_hands": {0: "left_wrist", 21: "right_wrist"}, "left_hand": {0: "left_wrist"},
-              "right_hand": {0: "right_wrist"}, "pose": {0: "pose_nose", 15: "pose_left_wrist"},
-              "all": {0: "pose_nose", 33: "left_wrist", 54: "right_wrist"}}  # fmt: skip
+    firsts = {
+        "both_hands": {0: "left_wrist", 21: "right_wrist"},
+        "left_hand": {0: "left_wrist"},
+        "right_hand": {0: "right_wrist"},
+        "pose": {0: "pose_nose", 15: "pose_left_wrist"},
+        "all": {0: "pose_nose", 33: "left_wrist", 54: "right_wrist"},
+    }
     assert {i: names[i] for i in firsts[subset]} == firsts[subset]
 
 
@@ -345,8 +349,9 @@ def test_config_schema_for_signum(patch, message):
 
 # ---------------------------------------------------------------- the synthetic writer
 def test_synthetic_writer_is_deterministic(tmp_path):
-    cfg = SignumSyntheticConfig(n_signs=3, n_signers=4, n_repetitions=2, min_frames=5,
-                                max_frames=12)  # fmt: skip
+    cfg = SignumSyntheticConfig(
+        n_signs=3, n_signers=4, n_repetitions=2, min_frames=5, max_frames=12
+    )
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         cfg.seed = seed
@@ -425,16 +430,23 @@ def test_command_line(tmp_path, capsys):
 def test_docstring_examples():
     import doctest
 
-    import geokd.signum
+    import geokd.data.signum
 
-    assert doctest.testmod(geokd.signum, raise_on_error=False).failed == 0
+    assert doctest.testmod(geokd.data.signum, raise_on_error=False).failed == 0
 
 
 # ------------------------------------------------------------------------------ workflow
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "--snakefile",
-           str(ROOT / "workflow" / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-           *args]  # fmt: skip
+    cmd = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "--snakefile",
+        str(ROOT / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")

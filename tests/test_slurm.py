@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from geokd.shards import plan_blocks
+from geokd.distances.shards import plan_blocks
 from tests.slurm_cluster import (
     PARTITION,
     SLURM_CONF,

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
+from geokd.data.splits import assign_splits, read_split, write_split
+from geokd.data.utd_mhad import ingest
 from geokd.errors import InputError
-from geokd.splits import assign_splits, read_split, write_split
-from geokd.utd_mhad import ingest
 
 META = pd.DataFrame(
     {

@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from geokd.data.store import SCHEMA, StoreInfo, load_meta, load_sequences, read_info, write_store
 from geokd.errors import InputError
-from geokd.store import SCHEMA, StoreInfo, load_meta, load_sequences, read_info, write_store
 
 
 def _meta(n):

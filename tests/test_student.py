@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from geokd.student import (
+from geokd.models.student import (
     POOLINGS,
     POSITIONALS,
     SkeletonTransformer,
@@ -140,9 +140,15 @@ def test_paper_preset_signum():
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(pooling="max"), dict(positional="rope"), dict(d_model=10, n_heads=4), dict(dropout=1.0),
-     dict(augment_time_warp=0.5), dict(augment_frame_drop=1.0)],
-)  # fmt: skip
+    [
+        dict(pooling="max"),
+        dict(positional="rope"),
+        dict(d_model=10, n_heads=4),
+        dict(dropout=1.0),
+        dict(augment_time_warp=0.5),
+        dict(augment_frame_drop=1.0),
+    ],
+)
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         StudentConfig(**bad)
@@ -153,8 +159,9 @@ def test_augment_off_is_identity_and_on_is_seeded():
     g = torch.Generator().manual_seed(0)
     Xa, La = augment(X, L, StudentConfig(), g)
     assert torch.equal(Xa, X) and torch.equal(La, L)
-    cfg = StudentConfig(augment_rotate=30, augment_scale=0.2, augment_time_warp=0.2,
-                        augment_frame_drop=0.3)  # fmt: skip
+    cfg = StudentConfig(
+        augment_rotate=30, augment_scale=0.2, augment_time_warp=0.2, augment_frame_drop=0.3
+    )
     a = augment(X, L, cfg, torch.Generator().manual_seed(1))
     b = augment(X, L, cfg, torch.Generator().manual_seed(1))
     c = augment(X, L, cfg, torch.Generator().manual_seed(2))
@@ -185,7 +192,11 @@ def test_time_warp_keeps_length_and_end_frames():
 def test_frame_drop_keeps_order_of_remaining_frames():
     X = torch.arange(1, 11, dtype=torch.float32)[None, :, None].repeat(1, 1, 3)  # (1, 10, 3)
     X = torch.cat([X, torch.zeros(1, 2, 3)], dim=1)  # (1, 12, 3), length 10
-    Xd, Ld = augment(X, torch.tensor([10]), StudentConfig(augment_frame_drop=0.5),
-                     torch.Generator().manual_seed(0))  # fmt: skip
+    Xd, Ld = augment(
+        X,
+        torch.tensor([10]),
+        StudentConfig(augment_frame_drop=0.5),
+        torch.Generator().manual_seed(0),
+    )
     kept = Xd[0, : Ld[0], 0]
     assert 1 <= Ld[0] < 10 and torch.all(kept[1:] > kept[:-1]) and (Xd[0, Ld[0] :] == 0).all()

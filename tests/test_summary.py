@@ -3,12 +3,12 @@ import json
 import numpy as np
 import pytest
 
+from geokd.data.splits import write_split
+from geokd.data.utd_mhad import ingest
+from geokd.distances.shards import MatrixSpec, assemble, compute_block
 from geokd.errors import InputError
-from geokd.knn import knn_latency, run_knn
-from geokd.shards import MatrixSpec, assemble, compute_block
-from geokd.splits import write_split
-from geokd.summary import summarize
-from geokd.utd_mhad import ingest
+from geokd.models.knn import knn_latency, run_knn
+from geokd.report.summary import summarize
 
 
 def _write(path, obj):
@@ -79,9 +79,16 @@ def test_summary_gathers_means_stds_and_speedup(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match="broken.json: not a readable JSON"):
         summarize(
-            out, knn=[tmp_path / "broken.json"], teachers=[], runs=[], latency=[], store=store,
-            config={}, dataset="d", protocol="p",
-        )  # fmt: skip
+            out,
+            knn=[tmp_path / "broken.json"],
+            teachers=[],
+            runs=[],
+            latency=[],
+            store=store,
+            config={},
+            dataset="d",
+            protocol="p",
+        )
 
 
 def test_knn_and_latency_steps_on_a_small_store(fake_utd, tmp_path):

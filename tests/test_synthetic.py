@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from geokd.skeleton import HAND_BONES, HAND_LANDMARKS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
-from geokd.store import StoreInfo, load_sequences, read_info
-from geokd.synthetic import SyntheticConfig, generate, write_synthetic
+from geokd.data.skeleton import HAND_BONES, HAND_LANDMARKS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
+from geokd.data.store import StoreInfo, load_sequences, read_info
+from geokd.data.synthetic import SyntheticConfig, generate, write_synthetic
 
 SMALL = {"n_classes": 3, "n_subjects": 3, "n_trials": 2, "min_frames": 10, "max_frames": 25}
 COLUMNS = ["sequence_id", "label", "label_name", "subject", "trial", "source", "sha256"]
@@ -165,8 +165,15 @@ def test_hand_topologies(topology, k):
 
 
 def test_signum_scale_generation_is_fast():
-    cfg = SyntheticConfig(n_classes=450, n_subjects=25, n_trials=1, min_frames=80,
-                          max_frames=80, topology="two_hands", noise=0.002)  # fmt: skip
+    cfg = SyntheticConfig(
+        n_classes=450,
+        n_subjects=25,
+        n_trials=1,
+        min_frames=80,
+        max_frames=80,
+        topology="two_hands",
+        noise=0.002,
+    )
     start = time.perf_counter()
     seqs, meta, _ = generate(cfg)
     assert time.perf_counter() - start < 60

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from geokd.errors import InputError
-from geokd.tables import (
+from geokd.report.tables import (
     TableRow,
     latex_escape,
     read_benchmarks,
@@ -22,7 +22,7 @@ FILES = ["accuracy.csv", "accuracy.tex", "inference.csv", "inference.tex"]
 
 
 def _summary(knn: dict[str, float], tr: list[float], di: list[float], inf: dict) -> dict:
-    """A summary as :func:`geokd.summary.summarize` writes it (the parts the tables read)."""
+    """A summary as :func:`geokd.report.summary.summarize` writes it (the parts the tables read)."""
 
     def model(accs: list[float]) -> dict:
         a = np.array(accs)

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from geokd.distances.shards import write_npy_with_sidecar
 from geokd.errors import InputError
-from geokd.knn import knn_predict
-from geokd.shards import write_npy_with_sidecar
-from geokd.teacher import (
+from geokd.models.knn import knn_predict
+from geokd.models.teacher import (
     diagnostics,
     make_soft_labels,
     nngk_sigma,

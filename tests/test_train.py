@@ -8,23 +8,15 @@ import pandas as pd
 import pytest
 import torch
 
+from geokd.data.splits import write_split
+from geokd.data.store import StoreInfo, write_store
 from geokd.errors import InputError
-from geokd.splits import write_split
-from geokd.store import StoreInfo, write_store
-from geokd.student import SkeletonTransformer, StudentConfig, prepare
-from geokd.teacher import write_soft_labels
-from geokd.train import (
-    TrainConfig,
-    distillation_loss,
-    evaluate,
-    git_revision,
-    latency_ms_per_sample,
-    load_checkpoint,
-    predict_proba,
-    run_training,
-    save_checkpoint,
-    train,
-)
+from geokd.models.checkpoint import latency_ms_per_sample, load_checkpoint, save_checkpoint
+from geokd.models.runs import run_training
+from geokd.models.student import SkeletonTransformer, StudentConfig, prepare
+from geokd.models.teacher import write_soft_labels
+from geokd.models.train import TrainConfig, distillation_loss, evaluate, predict_proba, train
+from geokd.provenance import git_revision
 from tests.test_student import TINY, K, make_sequences
 
 FAST = dict(epochs=4, batch_size=16, lr=1e-2, warmup_epochs=1, progress=False, num_threads=1)
@@ -195,12 +187,17 @@ def write_toy_dataset(root, n_per_cell=2):
     teacher (smoothed one-hot) for the training ids."""
     seqs, y = make_sequences(3 * 4 * n_per_cell, seed=20)
     subject = np.repeat(np.arange(1, 5), 3 * n_per_cell)
-    meta = pd.DataFrame({
-        "sequence_id": [f"s{i:03d}" for i in range(len(y))], "label": y,
-        "label_name": [f"class{c}" for c in y], "subject": subject,
-        "trial": np.tile(np.repeat(np.arange(1, n_per_cell + 1), 3), 4),
-        "source": "synthetic", "sha256": "0" * 64,
-    })  # fmt: skip
+    meta = pd.DataFrame(
+        {
+            "sequence_id": [f"s{i:03d}" for i in range(len(y))],
+            "label": y,
+            "label_name": [f"class{c}" for c in y],
+            "subject": subject,
+            "trial": np.tile(np.repeat(np.arange(1, n_per_cell + 1), 3), 4),
+            "source": "synthetic",
+            "sha256": "0" * 64,
+        }
+    )
     info = StoreInfo(dataset="toy", landmark_names=[f"j{k}" for k in range(K)], units="m")
     store = root / "sequences.parquet"
     write_store(store, seqs, meta, info)
@@ -238,10 +235,26 @@ def test_run_training_checks_teacher_ids(tmp_path):
     store, split, soft = write_toy_dataset(tmp_path)
     write_soft_labels(soft, ["s000", "nope"], np.full((2, 3), 1 / 3))
     with pytest.raises(InputError, match="soft.parquet"):
-        run_training(store, split, soft, tmp_path / "o", "distilled", 0, TrainConfig(**FAST),
-                     StudentConfig(**TINY))  # fmt: skip
+        run_training(
+            store,
+            split,
+            soft,
+            tmp_path / "o",
+            "distilled",
+            0,
+            TrainConfig(**FAST),
+            StudentConfig(**TINY),
+        )
     with pytest.raises(ValueError, match="soft_labels_path"):
         run_training(store, split, None, tmp_path / "o", "distilled", 0, TrainConfig(**FAST))
-    summary = run_training(store, split, None, tmp_path / "o", "transformer", 0,
-                           TrainConfig(**{**FAST, "epochs": 1}), StudentConfig(**TINY))  # fmt: skip
+    summary = run_training(
+        store,
+        split,
+        None,
+        tmp_path / "o",
+        "transformer",
+        0,
+        TrainConfig(**{**FAST, "epochs": 1}),
+        StudentConfig(**TINY),
+    )
     assert "soft_labels" not in summary["inputs"] and summary["epochs_run"] == 1

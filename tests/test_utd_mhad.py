@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import scipy.io
 
+from geokd.data.splits import assign_splits
+from geokd.data.store import load_sequences, read_info
+from geokd.data.utd_mhad import ingest, read_folder
 from geokd.errors import InputError
-from geokd.splits import assign_splits
-from geokd.store import load_sequences, read_info
-from geokd.utd_mhad import ingest, read_folder
 from tests.conftest import write_mat
 
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import yaml
 
-from geokd.shards import load_matrix, plan_blocks
-from geokd.splits import read_split
-from geokd.store import load_sequences
-from geokd.summary import read_summary
+from geokd.data.splits import read_split
+from geokd.data.store import load_sequences
+from geokd.distances.shards import load_matrix, plan_blocks
+from geokd.report.summary import read_summary
 from tests.browser import chromium, inspect_page
 from tests.test_report import (
     RUN_FACTS_TITLES,

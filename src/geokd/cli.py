@@ -17,17 +17,20 @@ from .errors import InputError
 
 
 def _cmd_ingest_utd(args: argparse.Namespace) -> None:
-    from .utd_mhad import ingest
+    from .data.utd_mhad import ingest
 
     n, rejected = ingest(
-        args.raw_dir, args.out, skip_bad=args.skip_bad, rejected_out=args.rejected,
+        args.raw_dir,
+        args.out,
+        skip_bad=args.skip_bad,
+        rejected_out=args.rejected,
         layout=args.layout,
-    )  # fmt: skip
+    )
     print(f"wrote {n} sequences to {args.out}; {len(rejected)} file(s) rejected", file=sys.stderr)
 
 
 def _cmd_ingest_synthetic(args: argparse.Namespace) -> None:
-    from .synthetic import SyntheticConfig, write_synthetic
+    from .data.synthetic import SyntheticConfig, write_synthetic
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SyntheticConfig)}
     cfg = SyntheticConfig(**{k: v for k, v in values.items() if v is not None})
@@ -36,18 +39,24 @@ def _cmd_ingest_synthetic(args: argparse.Namespace) -> None:
 
 
 def _cmd_ingest_signum(args: argparse.Namespace) -> None:
-    from .signum import ingest
+    from .data.signum import ingest
 
     n, rejected = ingest(
-        args.manifest, args.out, landmarks=args.landmarks, missing=args.missing_landmarks,
-        skip_bad=args.skip_bad, rejected_out=args.rejected, dataset=args.dataset,
-        n_signs=args.n_signs, n_signers=args.n_signers,
-    )  # fmt: skip
+        args.manifest,
+        args.out,
+        landmarks=args.landmarks,
+        missing=args.missing_landmarks,
+        skip_bad=args.skip_bad,
+        rejected_out=args.rejected,
+        dataset=args.dataset,
+        n_signs=args.n_signs,
+        n_signers=args.n_signers,
+    )
     print(f"wrote {n} sequences to {args.out}; {len(rejected)} sample(s) rejected", file=sys.stderr)
 
 
 def _cmd_synthetic_signum(args: argparse.Namespace) -> None:
-    from .signum_synthetic import SignumSyntheticConfig, write_synthetic_signum
+    from .data.signum_synthetic import SignumSyntheticConfig, write_synthetic_signum
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SignumSyntheticConfig)}
     cfg = SignumSyntheticConfig(**{k: v for k, v in values.items() if v is not None})
@@ -57,16 +66,24 @@ def _cmd_synthetic_signum(args: argparse.Namespace) -> None:
 
 def _signum_parsers(sub, isub) -> None:
     """``ingest signum`` and ``synthetic-signum``."""
-    from .signum import MISSING_POLICIES, N_SIGNERS, N_SIGNS, SUBSETS
-    from .signum_synthetic import SignumSyntheticConfig
+    from .data.signum import MISSING_POLICIES, N_SIGNERS, N_SIGNS, SUBSETS
+    from .data.signum_synthetic import SignumSyntheticConfig
 
     sig = isub.add_parser("signum", help="a SIGNUM manifest of MediaPipe landmark .npy files")
     sig.add_argument("manifest", help="manifest (.csv/.parquet) or a folder holding one")
     sig.add_argument("out", help="output Parquet store")
-    sig.add_argument("--landmarks", choices=sorted(SUBSETS), default="both_hands",
-                     help="landmark subset to store (default both_hands: 42)")  # fmt: skip
-    sig.add_argument("--missing-landmarks", choices=MISSING_POLICIES, default="reject",
-                     help="NaN (undetected) landmarks: refuse the sample, or store 0")  # fmt: skip
+    sig.add_argument(
+        "--landmarks",
+        choices=sorted(SUBSETS),
+        default="both_hands",
+        help="landmark subset to store (default both_hands: 42)",
+    )
+    sig.add_argument(
+        "--missing-landmarks",
+        choices=MISSING_POLICIES,
+        default="reject",
+        help="NaN (undetected) landmarks: refuse the sample, or store 0",
+    )
     sig.add_argument("--dataset", default="signum", help="dataset name in the store")
     sig.add_argument("--n-signs", type=int, default=N_SIGNS, help="sign ids are 1..N")
     sig.add_argument("--n-signers", type=int, default=N_SIGNERS, help="signers are 1..N")
@@ -81,13 +98,18 @@ def _signum_parsers(sub, isub) -> None:
     syn = sub.add_parser("synthetic-signum", help="write synthetic data in the SIGNUM format")
     syn.add_argument("out_dir", help="output folder (manifest.csv + .npy files); must not exist")
     for f in dataclasses.fields(SignumSyntheticConfig):
-        syn.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default),
-                         default=None, help=f"(default: {f.default})")  # fmt: skip
+        syn.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=type(f.default),
+            default=None,
+            help=f"(default: {f.default})",
+        )
     syn.set_defaults(func=_cmd_synthetic_signum)
 
 
 def _cmd_split(args: argparse.Namespace) -> None:
-    from .splits import write_split
+    from .data.splits import write_split
 
     protocol = {"train": args.train, "test": args.test}
     if args.val:
@@ -110,7 +132,7 @@ def _keyed_paths(specs: list[str], option: str) -> dict[tuple[str, str], Path]:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from .report import DatasetEntry, build_report
+    from .report.page import DatasetEntry, build_report
 
     entries: dict[str, DatasetEntry] = {}
     for spec in args.dataset:
@@ -132,7 +154,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 
 def _cmd_tables(args: argparse.Namespace) -> None:
-    from .tables import write_tables
+    from .report.tables import write_tables
 
     corrected = _keyed_paths(args.summary, "--summary")
     published = _keyed_paths(args.as_published, "--as-published") or None
@@ -141,7 +163,7 @@ def _cmd_tables(args: argparse.Namespace) -> None:
 
 
 def _matrix_spec(args: argparse.Namespace):
-    from .shards import MatrixSpec
+    from .distances.shards import MatrixSpec
 
     params = {}
     for item in args.param:
@@ -154,7 +176,7 @@ def _matrix_spec(args: argparse.Namespace):
 
 
 def _cmd_distances_block(args: argparse.Namespace) -> None:
-    from .shards import compute_block
+    from .distances.shards import compute_block
 
     spec = _matrix_spec(args)
     block = tuple(args.block)
@@ -164,7 +186,7 @@ def _cmd_distances_block(args: argparse.Namespace) -> None:
 
 def _cmd_distances_assemble(args: argparse.Namespace) -> None:
     from .checksum import sha256_file
-    from .shards import assemble
+    from .distances.shards import assemble
 
     spec = _matrix_spec(args)
     matrix = assemble(
@@ -185,7 +207,7 @@ def _json_option(text: str, what: str) -> dict:
 
 def _cmd_teacher(args: argparse.Namespace) -> None:
     from .atomic import write_text
-    from .teacher import make_soft_labels
+    from .models.teacher import make_soft_labels
 
     params = _json_option(args.options, "--options")
     result = make_soft_labels(args.matrix, args.split, args.out, args.method, **params)
@@ -194,7 +216,7 @@ def _cmd_teacher(args: argparse.Namespace) -> None:
 
 
 def _cmd_knn(args: argparse.Namespace) -> None:
-    from .knn import run_knn
+    from .models.knn import run_knn
 
     result = run_knn(args.matrix, args.split, args.out, range(1, args.k_max + 1))
     acc = result["per_k"]["1"]["accuracy"]
@@ -202,19 +224,25 @@ def _cmd_knn(args: argparse.Namespace) -> None:
 
 
 def _cmd_knn_latency(args: argparse.Namespace) -> None:
-    from .knn import knn_latency
+    from .models.knn import knn_latency
 
     params = _json_option(args.options, "--options")
     result = knn_latency(
-        args.store, args.split, args.out, metric=args.metric, n_queries=args.n_queries,
-        n_jobs=args.threads, **params,
-    )  # fmt: skip
+        args.store,
+        args.split,
+        args.out,
+        metric=args.metric,
+        n_queries=args.n_queries,
+        n_jobs=args.threads,
+        **params,
+    )
     print(f"1-NN query: {result['ms_per_query']:.1f} ms", file=sys.stderr)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .student import StudentConfig
-    from .train import TrainConfig, run_training
+    from .models.runs import run_training
+    from .models.student import StudentConfig
+    from .models.train import TrainConfig
 
     options = _json_option(args.options, "--options")
     unknown = set(options) - {"train", "student"}
@@ -236,7 +264,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_summarize(args: argparse.Namespace) -> None:
-    from .summary import summarize
+    from .report.summary import summarize
 
     config = _json_option(args.config, "--config")
     summarize(
@@ -293,7 +321,7 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _synthetic_options(parser: argparse.ArgumentParser) -> None:
-    from .synthetic import SyntheticConfig
+    from .data.synthetic import SyntheticConfig
 
     for f in dataclasses.fields(SyntheticConfig):
         kind = type(f.default) if f.default is not dataclasses.MISSING else str
@@ -323,10 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     utd.add_argument("--rejected", help="TSV of rejected files (default OUT.rejected.tsv)")
     utd.add_argument(
-        "--layout", choices=("natural", "reshape"), default="natural",
+        "--layout",
+        choices=("natural", "reshape"),
+        default="natural",
         help="natural frames (default), or the original code's reshape-scrambled frames "
         "padded to 125 (paper-notes defect 2; for 'as published' runs only)",
-    )  # fmt: skip
+    )
     utd.set_defaults(func=_cmd_ingest_utd)
     syn = isub.add_parser("synthetic", help="generate the seeded synthetic skeleton dataset")
     syn.add_argument("out", help="output Parquet store")
@@ -443,13 +473,19 @@ def build_parser() -> argparse.ArgumentParser:
     tables = sub.add_parser("tables", help="the paper's tables as CSV and LaTeX")
     tables.add_argument("out_dir", help="output folder")
     tables.add_argument(
-        "--summary", action="append", default=[], metavar="NAME/PROTOCOL=JSON",
+        "--summary",
+        action="append",
+        default=[],
+        metavar="NAME/PROTOCOL=JSON",
         help="summary.json of our corrected pipeline",
-    )  # fmt: skip
+    )
     tables.add_argument(
-        "--as-published", action="append", default=[], metavar="NAME/PROTOCOL=JSON",
+        "--as-published",
+        action="append",
+        default=[],
+        metavar="NAME/PROTOCOL=JSON",
         help="summary.json of the run in the original's settings",
-    )  # fmt: skip
+    )
     tables.set_defaults(func=_cmd_tables)
     return parser
 

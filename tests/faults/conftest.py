@@ -342,20 +342,63 @@ def project(tmp_path_factory) -> dict[str, Path]:
         "models": root / "models",
         "summary": root / "summary.json",
     }
-    cli("ingest", "synthetic", p["store"], "--n-classes", 3, "--n-subjects", 4, "--n-trials", 2,
-        "--min-frames", 6, "--max-frames", 10, "--seed", 3)  # fmt: skip
+    cli(
+        "ingest",
+        "synthetic",
+        p["store"],
+        "--n-classes",
+        3,
+        "--n-subjects",
+        4,
+        "--n-trials",
+        2,
+        "--min-frames",
+        6,
+        "--max-frames",
+        10,
+        "--seed",
+        3,
+    )
     cli("split", p["store"], p["split"], "--train", 1, 2, "--test", 3, 4)
-    from geokd.shards import planned_blocks
+    from geokd.distances.shards import planned_blocks
 
     for query, out in (("train", p["tt"]), ("test", p["et"])):
         blocks = []
         for bi, bj in planned_blocks(p["split"], query, "train", 8):
             block = out.parent / out.stem / f"block_{bi}_{bj}.npy"
-            cli("distances", "block", p["store"], p["split"], block, "--block", bi, bj, "--query",
-                query, "--reference", "train", "--block-size", 8, "--threads", 1)  # fmt: skip
+            cli(
+                "distances",
+                "block",
+                p["store"],
+                p["split"],
+                block,
+                "--block",
+                bi,
+                bj,
+                "--query",
+                query,
+                "--reference",
+                "train",
+                "--block-size",
+                8,
+                "--threads",
+                1,
+            )
             blocks.append(block)
-        cli("distances", "assemble", p["store"], p["split"], out, *blocks, "--query", query,
-            "--reference", "train", "--block-size", 8)  # fmt: skip
+        cli(
+            "distances",
+            "assemble",
+            p["store"],
+            p["split"],
+            out,
+            *blocks,
+            "--query",
+            query,
+            "--reference",
+            "train",
+            "--block-size",
+            8,
+        )
     p["block"] = p["tt"].parent / "train-train" / "block_0_0.npy"
     p["block2"] = p["tt"].parent / "train-train" / "block_0_1.npy"
     for method, out in (("softmax", p["soft"]), ("nngk", p["soft2"])):
@@ -366,15 +409,43 @@ def project(tmp_path_factory) -> dict[str, Path]:
     for mode in ("transformer", "distilled"):
         out = p["models"] / mode / "seed0"
         extra = ["--soft-labels", p["soft"]] if mode == "distilled" else []
-        cli("train", p["store"], p["split"], out, "--mode", mode, "--threads", 1,
-            "--options", TRAIN_OPTIONS, *extra)  # fmt: skip
+        cli(
+            "train",
+            p["store"],
+            p["split"],
+            out,
+            "--mode",
+            mode,
+            "--threads",
+            1,
+            "--options",
+            TRAIN_OPTIONS,
+            *extra,
+        )
         runs.append(out)
     p["ckpt"], p["ckpt2"] = runs[1] / "model.pt", runs[0] / "model.pt"
-    cli("summarize", p["summary"], "--timings-out", root / "timings.json", "--dataset", "tiny",
-        "--protocol", "paper", "--store", p["store"], "--knn", p["knn"],
-        "--teacher", p["soft"].with_suffix(".json"), "--latency", p["latency"],
-        "--run", *(r / "metrics.json" for r in runs),
-        "--run-timings", *(r / "timings.json" for r in runs))  # fmt: skip
+    cli(
+        "summarize",
+        p["summary"],
+        "--timings-out",
+        root / "timings.json",
+        "--dataset",
+        "tiny",
+        "--protocol",
+        "paper",
+        "--store",
+        p["store"],
+        "--knn",
+        p["knn"],
+        "--teacher",
+        p["soft"].with_suffix(".json"),
+        "--latency",
+        p["latency"],
+        "--run",
+        *(r / "metrics.json" for r in runs),
+        "--run-timings",
+        *(r / "timings.json" for r in runs),
+    )
     return p
 
 
@@ -465,4 +536,4 @@ def summarize_argv(p: dict, out: Path, **over) -> list:
     ]
     for option, values in args.items():
         argv += [option, *values]
-    return argv  # fmt: skip
+    return argv

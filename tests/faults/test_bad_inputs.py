@@ -22,8 +22,8 @@ import pytest
 import scipy.io
 
 from geokd.cli import main
-from geokd.shards import load_matrix
-from geokd.store import SCHEMA
+from geokd.data.store import SCHEMA
+from geokd.distances.shards import load_matrix
 from tests.faults.conftest import (
     TRAIN_OPTIONS,
     make_workdir,
@@ -95,8 +95,10 @@ BAD_STORES = {
     "inf landmark": (lambda s, o: _rewrite(s, o, _set_frame_value(float("inf"))), "non-finite"),
     "-inf landmark": (lambda s, o: _rewrite(s, o, _set_frame_value(-float("inf"))), "non-finite"),
     "zero-length sequence": (lambda s, o: _rewrite(s, o, _empty_sequence), "no frames"),
-    "mismatched landmark counts": (lambda s, o: _rewrite(s, o, _fewer_landmarks),
-                                   "mismatched landmark counts"),
+    "mismatched landmark counts": (
+        lambda s, o: _rewrite(s, o, _fewer_landmarks),
+        "mismatched landmark counts",
+    ),
     "unknown label": (lambda s, o: _rewrite(s, o, _negative_label), "unknown label"),
     "duplicate sequence id": (lambda s, o: _rewrite(s, o, _duplicate_id), "duplicate"),
     "frames shorter than n_frames": (lambda s, o: _rewrite(s, o, _short_frames), "frames length"),
@@ -105,20 +107,38 @@ BAD_STORES = {
     "empty file": (lambda s, o: (o.write_bytes(b""), o)[1], "not a readable Parquet"),
     "parquet of something else": (_plain_parquet, "not a geokd sequence store"),
     "missing file": (lambda s, o: o, "sequence store not found"),
-}  # fmt: skip
+}
 
 #: The subcommands that read a store's sequences, as the rules run them (OUT: the output).
 STORE_READERS = {
     "split": lambda p, s, out: ["split", s, out / "split.tsv", "--train", 1, 2, "--test", 3, 4],
     "distances block": lambda p, s, out: [
-        "distances", "block", s, p["split"], out / "b.npy", "--block", 0, 0,
-        "--query", "train", "--reference", "train", "--block-size", 100],
+        "distances",
+        "block",
+        s,
+        p["split"],
+        out / "b.npy",
+        "--block",
+        0,
+        0,
+        "--query",
+        "train",
+        "--reference",
+        "train",
+        "--block-size",
+        100,
+    ],
     "knn-latency": lambda p, s, out: ["knn-latency", s, p["split"], out / "lat.json"],
-    "train": lambda p, s, out: [
-        "train", s, p["split"], out / "run", "--options", TRAIN_OPTIONS],
+    "train": lambda p, s, out: ["train", s, p["split"], out / "run", "--options", TRAIN_OPTIONS],
     "report": lambda p, s, out: [
-        "report", out / "r.html", "--dataset", f"tiny={s}", "--split", f"tiny/paper={p['split']}"],
-}  # fmt: skip
+        "report",
+        out / "r.html",
+        "--dataset",
+        f"tiny={s}",
+        "--split",
+        f"tiny/paper={p['split']}",
+    ],
+}
 
 
 def _run(argv, capsys) -> tuple[int, list[str]]:
@@ -170,35 +190,65 @@ BAD_SPLITS = {
     "unknown label (negative)": (lambda s, o: _edit_split(s, o, _set(2, 1, "-3")), "unknown label"),
     "unknown label (text)": (lambda s, o: _edit_split(s, o, _set(2, 1, "walk")), "unknown label"),
     "unknown split name": (lambda s, o: _edit_split(s, o, _set(3, 4, "dev")), "unknown split"),
-    "duplicate sequence id": (lambda s, o: _edit_split(s, o, _set(3, 0, "s")) and
-                              _edit_split(o, o, _set(4, 0, "s")), "duplicate"),
-    "missing column": (lambda s, o: _edit_split(s, o, lambda r: [x.pop(1) for x in r]),
-                       "missing columns"),
-    "binary garbage": (lambda s, o: (o.write_bytes(b"\x00\xff\xfe\x00" * 64), o)[1],
-                       "not a readable split table"),
+    "duplicate sequence id": (
+        lambda s, o: _edit_split(s, o, _set(3, 0, "s")) and _edit_split(o, o, _set(4, 0, "s")),
+        "duplicate",
+    ),
+    "missing column": (
+        lambda s, o: _edit_split(s, o, lambda r: [x.pop(1) for x in r]),
+        "missing columns",
+    ),
+    "binary garbage": (
+        lambda s, o: (o.write_bytes(b"\x00\xff\xfe\x00" * 64), o)[1],
+        "not a readable split table",
+    ),
     "empty file": (lambda s, o: (o.write_bytes(b""), o)[1], "not a readable split table"),
     "missing file": (lambda s, o: o, "split table not found"),
-}  # fmt: skip
+}
 
 SPLIT_READERS = {
     "distances block": lambda p, s, out: [
-        "distances", "block", p["store"], s, out / "b.npy", "--block", 0, 0,
-        "--query", "test", "--reference", "train", "--block-size", 100],
+        "distances",
+        "block",
+        p["store"],
+        s,
+        out / "b.npy",
+        "--block",
+        0,
+        0,
+        "--query",
+        "test",
+        "--reference",
+        "train",
+        "--block-size",
+        100,
+    ],
     "distances assemble": lambda p, s, out: [
-        "distances", "assemble", p["store"], s, out / "m.npy",
+        "distances",
+        "assemble",
+        p["store"],
+        s,
+        out / "m.npy",
         *sorted((p["tt"].parent / "train-train").glob("block_*.npy")),
-        "--query", "train", "--reference", "train", "--block-size", 8],
+        "--query",
+        "train",
+        "--reference",
+        "train",
+        "--block-size",
+        8,
+    ],
     "teacher": lambda p, s, out: ["teacher", p["tt"], s, out / "t.parquet", out / "t.json"],
     "knn": lambda p, s, out: ["knn", p["et"], s, out / "knn.json"],
     "knn-latency": lambda p, s, out: ["knn-latency", p["store"], s, out / "lat.json"],
     "train": lambda p, s, out: ["train", p["store"], s, out / "run", "--options", TRAIN_OPTIONS],
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("reader", SPLIT_READERS)
 @pytest.mark.parametrize("bad", BAD_SPLITS)
-def test_every_split_reader_refuses_a_bad_split_table(project, tmp_path, capsys, bad, reader,
-                                                      ledger):  # fmt: skip
+def test_every_split_reader_refuses_a_bad_split_table(
+    project, tmp_path, capsys, bad, reader, ledger
+):
     build, cause = BAD_SPLITS[bad]
     split = build(project["split"], tmp_path / "bad.tsv")
     out = tmp_path / "out"
@@ -221,111 +271,301 @@ def _bad_json(tmp: Path, text: str) -> Path:
 OTHER = {
     # name: (argv(project, tmp, out), needles in the one error line)
     "teacher: --options not JSON": (
-        lambda p, t, o: ["teacher", p["tt"], p["split"], o / "t.parquet", o / "t.json",
-                         "--options", "{temperature: 2"], ["--options", "not valid JSON"]),
+        lambda p, t, o: [
+            "teacher",
+            p["tt"],
+            p["split"],
+            o / "t.parquet",
+            o / "t.json",
+            "--options",
+            "{temperature: 2",
+        ],
+        ["--options", "not valid JSON"],
+    ),
     "teacher: --options not an object": (
-        lambda p, t, o: ["teacher", p["tt"], p["split"], o / "t.parquet", o / "t.json",
-                         "--options", "[1, 2]"], ["--options", "JSON object"]),
+        lambda p, t, o: [
+            "teacher",
+            p["tt"],
+            p["split"],
+            o / "t.parquet",
+            o / "t.json",
+            "--options",
+            "[1, 2]",
+        ],
+        ["--options", "JSON object"],
+    ),
     "teacher: unknown parameter": (
-        lambda p, t, o: ["teacher", p["tt"], p["split"], o / "t.parquet", o / "t.json",
-                         "--options", '{"k": 3}'], ["unknown parameter", "k"]),
+        lambda p, t, o: [
+            "teacher",
+            p["tt"],
+            p["split"],
+            o / "t.parquet",
+            o / "t.json",
+            "--options",
+            '{"k": 3}',
+        ],
+        ["unknown parameter", "k"],
+    ),
     "teacher: temperature 0": (
-        lambda p, t, o: ["teacher", p["tt"], p["split"], o / "t.parquet", o / "t.json",
-                         "--options", '{"temperature": 0}'], ["temperature must be > 0"]),
+        lambda p, t, o: [
+            "teacher",
+            p["tt"],
+            p["split"],
+            o / "t.parquet",
+            o / "t.json",
+            "--options",
+            '{"temperature": 0}',
+        ],
+        ["temperature must be > 0"],
+    ),
     "teacher: a test x train matrix": (
         lambda p, t, o: ["teacher", p["et"], p["split"], o / "t.parquet", o / "t.json"],
-        ["test-train.npy", "row_ids"]),
+        ["test-train.npy", "row_ids"],
+    ),
     "knn: a train x train matrix": (
         lambda p, t, o: ["knn", p["tt"], p["split"], o / "knn.json"],
-        ["train-train.npy", "row_ids"]),
+        ["train-train.npy", "row_ids"],
+    ),
     "knn: missing matrix": (
         lambda p, t, o: ["knn", t / "nope.npy", p["split"], o / "knn.json"],
-        ["nope.npy", "missing"]),
+        ["nope.npy", "missing"],
+    ),
     "distances block: block outside the plan": (
-        lambda p, t, o: ["distances", "block", p["store"], p["split"], o / "b.npy",
-                         "--block", 5, 5, "--block-size", 8], ["b.npy", "not part of the plan"]),
+        lambda p, t, o: [
+            "distances",
+            "block",
+            p["store"],
+            p["split"],
+            o / "b.npy",
+            "--block",
+            5,
+            5,
+            "--block-size",
+            8,
+        ],
+        ["b.npy", "not part of the plan"],
+    ),
     "distances block: unknown metric": (
-        lambda p, t, o: ["distances", "block", p["store"], p["split"], o / "b.npy",
-                         "--block", 0, 0, "--block-size", 8, "--metric", "cosine"],
-        ["unknown metric", "cosine"]),
+        lambda p, t, o: [
+            "distances",
+            "block",
+            p["store"],
+            p["split"],
+            o / "b.npy",
+            "--block",
+            0,
+            0,
+            "--block-size",
+            8,
+            "--metric",
+            "cosine",
+        ],
+        ["unknown metric", "cosine"],
+    ),
     "distances block: bad --param": (
-        lambda p, t, o: ["distances", "block", p["store"], p["split"], o / "b.npy",
-                         "--block", 0, 0, "--block-size", 8, "--param", "s1=big"],
-        ["s1=big", "NAME=NUMBER"]),
+        lambda p, t, o: [
+            "distances",
+            "block",
+            p["store"],
+            p["split"],
+            o / "b.npy",
+            "--block",
+            0,
+            0,
+            "--block-size",
+            8,
+            "--param",
+            "s1=big",
+        ],
+        ["s1=big", "NAME=NUMBER"],
+    ),
     "distances assemble: a block missing": (
-        lambda p, t, o: ["distances", "assemble", p["store"], p["split"], o / "m.npy",
-                         sorted((p["tt"].parent / "train-train").glob("block_*.npy"))[0],
-                         "--query", "train", "--reference", "train", "--block-size", 8],
-        ["m.npy", "block(s) missing"]),
+        lambda p, t, o: [
+            "distances",
+            "assemble",
+            p["store"],
+            p["split"],
+            o / "m.npy",
+            sorted((p["tt"].parent / "train-train").glob("block_*.npy"))[0],
+            "--query",
+            "train",
+            "--reference",
+            "train",
+            "--block-size",
+            8,
+        ],
+        ["m.npy", "block(s) missing"],
+    ),
     "distances assemble: other block size": (
-        lambda p, t, o: ["distances", "assemble", p["store"], p["split"], o / "m.npy",
-                         *sorted((p["tt"].parent / "train-train").glob("block_*.npy")),
-                         "--query", "train", "--reference", "train", "--block-size", 4],
-        ["block_", "other settings"]),
+        lambda p, t, o: [
+            "distances",
+            "assemble",
+            p["store"],
+            p["split"],
+            o / "m.npy",
+            *sorted((p["tt"].parent / "train-train").glob("block_*.npy")),
+            "--query",
+            "train",
+            "--reference",
+            "train",
+            "--block-size",
+            4,
+        ],
+        ["block_", "other settings"],
+    ),
     "distances assemble: a matrix given as a block": (
-        lambda p, t, o: ["distances", "assemble", p["store"], p["split"], o / "m.npy", p["tt"],
-                         "--query", "train", "--reference", "train", "--block-size", 100],
-        ["train-train.npy", "not a distance block"]),
+        lambda p, t, o: [
+            "distances",
+            "assemble",
+            p["store"],
+            p["split"],
+            o / "m.npy",
+            p["tt"],
+            "--query",
+            "train",
+            "--reference",
+            "train",
+            "--block-size",
+            100,
+        ],
+        ["train-train.npy", "not a distance block"],
+    ),
     "train: distilled without soft labels": (
-        lambda p, t, o: ["train", p["store"], p["split"], o / "run", "--mode", "distilled",
-                         "--options", TRAIN_OPTIONS], ["soft_labels"]),
+        lambda p, t, o: [
+            "train",
+            p["store"],
+            p["split"],
+            o / "run",
+            "--mode",
+            "distilled",
+            "--options",
+            TRAIN_OPTIONS,
+        ],
+        ["soft_labels"],
+    ),
     "train: soft labels of other ids": (
-        lambda p, t, o: ["train", p["store"], t / "split2.tsv", o / "run", "--mode",
-                         "distilled", "--soft-labels", p["soft"], "--options", TRAIN_OPTIONS],
-        ["softmax.parquet", "not the training ids"]),
+        lambda p, t, o: [
+            "train",
+            p["store"],
+            t / "split2.tsv",
+            o / "run",
+            "--mode",
+            "distilled",
+            "--soft-labels",
+            p["soft"],
+            "--options",
+            TRAIN_OPTIONS,
+        ],
+        ["softmax.parquet", "not the training ids"],
+    ),
     "train: unknown option section": (
-        lambda p, t, o: ["train", p["store"], p["split"], o / "run",
-                         "--options", '{"optimiser": {}}'], ["--options", "unknown section"]),
+        lambda p, t, o: [
+            "train",
+            p["store"],
+            p["split"],
+            o / "run",
+            "--options",
+            '{"optimiser": {}}',
+        ],
+        ["--options", "unknown section"],
+    ),
     "train: unknown train option": (
-        lambda p, t, o: ["train", p["store"], p["split"], o / "run",
-                         "--options", '{"train": {"epoch": 3}}'], ["--options", "epoch"]),
+        lambda p, t, o: [
+            "train",
+            p["store"],
+            p["split"],
+            o / "run",
+            "--options",
+            '{"train": {"epoch": 3}}',
+        ],
+        ["--options", "epoch"],
+    ),
     "train: zero epochs": (
-        lambda p, t, o: ["train", p["store"], p["split"], o / "run",
-                         "--options", '{"train": {"epochs": 0}}'], ["epochs"]),
+        lambda p, t, o: [
+            "train",
+            p["store"],
+            p["split"],
+            o / "run",
+            "--options",
+            '{"train": {"epochs": 0}}',
+        ],
+        ["epochs"],
+    ),
     "summarize: malformed JSON": (
         lambda p, t, o: summarize_argv(p, o, **{"--knn": [_bad_json(t, "{")]}),
-        ["step.json", "not a readable JSON"]),
+        ["step.json", "not a readable JSON"],
+    ),
     "summarize: a KNN result without per_k": (
         lambda p, t, o: summarize_argv(p, o, **{"--knn": [_bad_json(t, '{"metric": "x"}')]}),
-        ["step.json", "missing key"]),
+        ["step.json", "missing key"],
+    ),
     "summarize: a run that is a list": (
         lambda p, t, o: summarize_argv(p, o, **{"--run": [_bad_json(t, "[1, 2]")]}),
-        ["step.json", "missing key"]),
+        ["step.json", "missing key"],
+    ),
     "summarize: missing timings": (
         lambda p, t, o: summarize_argv(p, o, **{"--run-timings": []}),
-        ["metrics.json", "latency"]),
+        ["metrics.json", "latency"],
+    ),
     "summarize: --config not JSON": (
-        lambda p, t, o: [*summarize_argv(p, o), "--config", "{"], ["--config", "not valid JSON"]),
+        lambda p, t, o: [*summarize_argv(p, o), "--config", "{"],
+        ["--config", "not valid JSON"],
+    ),
     "tables: malformed summary": (
         lambda p, t, o: ["tables", o, "--summary", f"tiny/paper={_bad_json(t, '{')}"],
-        ["step.json", "not a readable summary JSON"]),
+        ["step.json", "not a readable summary JSON"],
+    ),
     "tables: bad --summary": (
         lambda p, t, o: ["tables", o, "--summary", "no-equals-sign"],
-        ["no-equals-sign", "--summary DATASET/PROTOCOL=PATH"]),
+        ["no-equals-sign", "--summary DATASET/PROTOCOL=PATH"],
+    ),
     "report: missing results folder": (
-        lambda p, t, o: ["report", o / "r.html", "--dataset", f"tiny={p['store']}",
-                         "--results", f"tiny/paper={t / 'nowhere'}"], ["nowhere", "not found"]),
+        lambda p, t, o: [
+            "report",
+            o / "r.html",
+            "--dataset",
+            f"tiny={p['store']}",
+            "--results",
+            f"tiny/paper={t / 'nowhere'}",
+        ],
+        ["nowhere", "not found"],
+    ),
     "report: --split of an unknown dataset": (
-        lambda p, t, o: ["report", o / "r.html", "--dataset", f"tiny={p['store']}",
-                         "--split", f"other/paper={p['split']}"], ["other/paper", "--dataset"]),
+        lambda p, t, o: [
+            "report",
+            o / "r.html",
+            "--dataset",
+            f"tiny={p['store']}",
+            "--split",
+            f"other/paper={p['split']}",
+        ],
+        ["other/paper", "--dataset"],
+    ),
     "ingest synthetic: one class": (
         lambda p, t, o: ["ingest", "synthetic", o / "s.parquet", "--n-classes", 1],
-        ["n_classes"]),
+        ["n_classes"],
+    ),
     "ingest synthetic: difficulty 3": (
         lambda p, t, o: ["ingest", "synthetic", o / "s.parquet", "--difficulty", 3],
-        ["difficulty"]),
+        ["difficulty"],
+    ),
     "ingest utd-mhad: missing raw folder": (
         lambda p, t, o: ["ingest", "utd-mhad", t / "no_raw", o / "u.parquet"],
-        ["no_raw", "raw folder does not exist"]),
+        ["no_raw", "raw folder does not exist"],
+    ),
     "ingest utd-mhad: NaN landmarks": (
         lambda p, t, o: ["ingest", "utd-mhad", _raw(t, np.nan), o / "u.parquet"],
-        ["a1_s1_t1_skeleton.mat", "non-finite"]),
+        ["a1_s1_t1_skeleton.mat", "non-finite"],
+    ),
     "ingest utd-mhad: zero frames": (
         lambda p, t, o: ["ingest", "utd-mhad", _raw(t, 0.0, frames=0), o / "u.parquet"],
-        ["a1_s1_t1_skeleton.mat", "no frames"]),
+        ["a1_s1_t1_skeleton.mat", "no frames"],
+    ),
     "verify: nothing there": (
-        lambda p, t, o: ["verify", t / "nothing"], ["nothing", "no such file or folder"]),
-}  # fmt: skip
+        lambda p, t, o: ["verify", t / "nothing"],
+        ["nothing", "no such file or folder"],
+    ),
+}
 
 
 def _raw(tmp: Path, value: float, frames: int = 4) -> Path:
@@ -338,13 +578,23 @@ def _raw(tmp: Path, value: float, frames: int = 4) -> Path:
 ARGPARSE = {
     "--block-size 0": ["distances", "block", "s", "t", "o.npy", "--block", 0, 0, "--block-size", 0],
     "--block-size -4": ["distances", "assemble", "s", "t", "o.npy", "b.npy", "--block-size", -4],
-    "--block-size x": ["distances", "block", "s", "t", "o.npy", "--block", 0, 0, "--block-size",
-                       "x"],
+    "--block-size x": [
+        "distances",
+        "block",
+        "s",
+        "t",
+        "o.npy",
+        "--block",
+        0,
+        0,
+        "--block-size",
+        "x",
+    ],
     "--k-max 0": ["knn", "m.npy", "t", "o.json", "--k-max", 0],
     "--n-queries 0": ["knn-latency", "s", "t", "o.json", "--n-queries", 0],
     "--method kde": ["teacher", "m.npy", "t", "o.parquet", "o.json", "--method", "kde"],
     "--mode kd": ["train", "s", "t", "o", "--mode", "kd"],
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", OTHER)
@@ -395,14 +645,50 @@ def test_odd_but_valid_sequences_run_through(project, tmp_path, capsys, change, 
     ledger.bad_input()
     steps = [
         ["split", store, split, "--train", 1, 2, "--test", 3, 4],
-        ["distances", "block", store, split, out / "b.npy", "--block", 0, 0, "--query", "train",
-         "--reference", "train", "--block-size", 1000],  # larger than the matrix: one block
-        ["distances", "assemble", store, split, out / "tt.npy", out / "b.npy", "--query",
-         "train", "--reference", "train", "--block-size", 1000],
+        [
+            "distances",
+            "block",
+            store,
+            split,
+            out / "b.npy",
+            "--block",
+            0,
+            0,
+            "--query",
+            "train",
+            "--reference",
+            "train",
+            "--block-size",
+            1000,
+        ],  # larger than the matrix: one block
+        [
+            "distances",
+            "assemble",
+            store,
+            split,
+            out / "tt.npy",
+            out / "b.npy",
+            "--query",
+            "train",
+            "--reference",
+            "train",
+            "--block-size",
+            1000,
+        ],
         ["teacher", out / "tt.npy", split, out / "t.parquet", out / "t.json"],
-        ["train", store, split, out / "run", "--mode", "distilled", "--soft-labels",
-         out / "t.parquet", "--options", TRAIN_OPTIONS],
-    ]  # fmt: skip
+        [
+            "train",
+            store,
+            split,
+            out / "run",
+            "--mode",
+            "distilled",
+            "--soft-labels",
+            out / "t.parquet",
+            "--options",
+            TRAIN_OPTIONS,
+        ],
+    ]
     for argv in steps:
         rc, err = _run(argv, capsys)
         assert rc == 0, (argv[0], err)

@@ -15,10 +15,10 @@ import pytest
 
 from geokd.checksum import verify_tree
 from geokd.cli import main
+from geokd.distances.shards import load_matrix, read_npy_checked
 from geokd.errors import InputError
-from geokd.shards import load_matrix, read_npy_checked
-from geokd.teacher import read_soft_labels, soft_labels_metadata
-from geokd.train import load_checkpoint
+from geokd.models.checkpoint import load_checkpoint
+from geokd.models.teacher import read_soft_labels, soft_labels_metadata
 from tests.faults.conftest import (
     PROTOCOL,
     TARGETS,
@@ -74,8 +74,9 @@ def _damaged_copy(project, tmp_path, artifact, corruption) -> tuple[Path, dict]:
 
 @pytest.mark.parametrize("corruption", CORRUPTIONS)
 @pytest.mark.parametrize("artifact", ARTIFACTS)
-def test_readers_refuse_a_damaged_artifact_naming_it(project, tmp_path, artifact, corruption,
-                                                     ledger):  # fmt: skip
+def test_readers_refuse_a_damaged_artifact_naming_it(
+    project, tmp_path, artifact, corruption, ledger
+):
     path, _ = _damaged_copy(project, tmp_path, artifact, corruption)
     for reader in ARTIFACTS[artifact][2]:
         ledger.fault()
@@ -91,12 +92,34 @@ def _consumer_argv(p: dict, artifact: str, out: Path) -> list:
     """The subcommand that reads ``artifact`` (as its rule runs it), writing to ``out``."""
     blocks = sorted((p["tt"].parent / "train-train").glob("block_*.npy"))
     return {
-        "distance block": ["distances", "assemble", p["store"], p["split"], out, *blocks,
-                           "--query", "train", "--reference", "train", "--block-size", 8],
+        "distance block": [
+            "distances",
+            "assemble",
+            p["store"],
+            p["split"],
+            out,
+            *blocks,
+            "--query",
+            "train",
+            "--reference",
+            "train",
+            "--block-size",
+            8,
+        ],
         "distance matrix": ["teacher", p["tt"], p["split"], out, out.with_suffix(".json")],
-        "soft labels": ["train", p["store"], p["split"], out, "--mode", "distilled",
-                        "--soft-labels", p["soft"], "--options", TRAIN_OPTIONS],
-    }[artifact]  # fmt: skip
+        "soft labels": [
+            "train",
+            p["store"],
+            p["split"],
+            out,
+            "--mode",
+            "distilled",
+            "--soft-labels",
+            p["soft"],
+            "--options",
+            TRAIN_OPTIONS,
+        ],
+    }[artifact]
 
 
 @pytest.mark.parametrize("corruption", CORRUPTIONS)

@@ -71,24 +71,76 @@ def _writers(p: dict, out: Path) -> dict[str, tuple[list, list, list[Path]]]:
             [out / "split.tsv"],
         ),
         "distances block": (
-            ["distances", "block", p["store"], p["split"], out / "b.npy", "--block", 0, 0,
-             "--query", "train", "--reference", "train", "--block-size", 8],
-            ["distances", "block", p["store"], p["split"], out / "b.npy", "--block", 0, 0,
-             "--query", "train", "--reference", "train", "--block-size", 8,
-             "--metric", "euclidean"],
+            [
+                "distances",
+                "block",
+                p["store"],
+                p["split"],
+                out / "b.npy",
+                "--block",
+                0,
+                0,
+                "--query",
+                "train",
+                "--reference",
+                "train",
+                "--block-size",
+                8,
+            ],
+            [
+                "distances",
+                "block",
+                p["store"],
+                p["split"],
+                out / "b.npy",
+                "--block",
+                0,
+                0,
+                "--query",
+                "train",
+                "--reference",
+                "train",
+                "--block-size",
+                8,
+                "--metric",
+                "euclidean",
+            ],
             [out / "b.npy", out / "b.npy.json"],
         ),
         "distances assemble": (
-            ["distances", "assemble", p["store"], p["split"], out / "m.npy", *blocks,
-             "--query", "train", "--reference", "train", "--block-size", 8],
-            ["distances", "assemble", p["store"], p["split"], out / "m.npy", *blocks,
-             "--query", "train", "--reference", "train", "--block-size", 8],
+            [
+                "distances",
+                "assemble",
+                p["store"],
+                p["split"],
+                out / "m.npy",
+                *blocks,
+                "--query",
+                "train",
+                "--reference",
+                "train",
+                "--block-size",
+                8,
+            ],
+            [
+                "distances",
+                "assemble",
+                p["store"],
+                p["split"],
+                out / "m.npy",
+                *blocks,
+                "--query",
+                "train",
+                "--reference",
+                "train",
+                "--block-size",
+                8,
+            ],
             [out / "m.npy", out / "m.npy.json"],
         ),
         "teacher": (
             ["teacher", p["tt"], p["split"], out / "t.parquet", out / "t.json"],
-            ["teacher", p["tt"], p["split"], out / "t.parquet", out / "t.json",
-             "--method", "nngk"],
+            ["teacher", p["tt"], p["split"], out / "t.parquet", out / "t.json", "--method", "nngk"],
             [out / "t.parquet", out / "t.parquet.json", out / "t.json"],
         ),
         "knn": (
@@ -102,32 +154,80 @@ def _writers(p: dict, out: Path) -> dict[str, tuple[list, list, list[Path]]]:
             [out / "lat.json"],
         ),
         "train": (
-            ["train", p["store"], p["split"], out / "run", "--seed", 0, "--threads", 1,
-             "--options", TRAIN_OPTIONS],
-            ["train", p["store"], p["split"], out / "run", "--seed", 1, "--threads", 1,
-             "--options", TRAIN_OPTIONS],
-            [out / "run" / n for n in ("model.pt", "model.pt.json", "history.json",
-                                       "metrics.json", "timings.json")],
+            [
+                "train",
+                p["store"],
+                p["split"],
+                out / "run",
+                "--seed",
+                0,
+                "--threads",
+                1,
+                "--options",
+                TRAIN_OPTIONS,
+            ],
+            [
+                "train",
+                p["store"],
+                p["split"],
+                out / "run",
+                "--seed",
+                1,
+                "--threads",
+                1,
+                "--options",
+                TRAIN_OPTIONS,
+            ],
+            [
+                out / "run" / n
+                for n in (
+                    "model.pt",
+                    "model.pt.json",
+                    "history.json",
+                    "metrics.json",
+                    "timings.json",
+                )
+            ],
         ),
-        "summarize": (summarize, [*summarize, "--config", '{"x": 1}'],
-                      [out / "summary.json", out / "timings.json"]),
+        "summarize": (
+            summarize,
+            [*summarize, "--config", '{"x": 1}'],
+            [out / "summary.json", out / "timings.json"],
+        ),
         "tables": (
             ["tables", out / "tables", "--summary", f"tiny/paper={p['summary']}"],
             ["tables", out / "tables", "--summary", f"tiny/other={p['summary']}"],
-            [out / "tables" / n for n in ("accuracy.csv", "accuracy.tex", "inference.csv",
-                                          "inference.tex")],
+            [
+                out / "tables" / n
+                for n in ("accuracy.csv", "accuracy.tex", "inference.csv", "inference.tex")
+            ],
         ),
         "report": (report, report, [out / "report.html"]),
-    }  # fmt: skip
+    }
 
 
 #: The subcommands that write; the slow ones (more than a second) run in the faults pass.
 WRITERS = [
     pytest.param(name, marks=pytest.mark.faults) if name in ("report", "train") else name
-    for name in _writers({k: Path(k) for k in ("store", "split", "tt", "et", "soft", "knn",
-                                               "latency", "models", "summary", "root")},
-                         Path("out"))
-]  # fmt: skip
+    for name in _writers(
+        {
+            k: Path(k)
+            for k in (
+                "store",
+                "split",
+                "tt",
+                "et",
+                "soft",
+                "knn",
+                "latency",
+                "models",
+                "summary",
+                "root",
+            )
+        },
+        Path("out"),
+    )
+]
 
 
 def _run(argv, capsys) -> tuple[int, list[str]]:
@@ -168,8 +268,7 @@ def test_disk_full_leaves_previous_outputs_intact(project, tmp_path, capsys, nam
 
 
 @pytest.mark.parametrize("name", WRITERS)
-def test_read_only_folder_leaves_previous_outputs_intact(project, tmp_path, capsys, name,
-                                                          ledger):  # fmt: skip
+def test_read_only_folder_leaves_previous_outputs_intact(project, tmp_path, capsys, name, ledger):
     out = tmp_path / "out"
     out.mkdir()
     second, outputs, before = _prepare(project, out, name, capsys)
@@ -204,8 +303,9 @@ def _shared_copy(project) -> tuple[Path, dict]:
     shutil.copytree(project["root"], root / "p")
     for path in [root / "p", *(root / "p").rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    moved = {k: root / "p" / v.relative_to(project["root"]) for k, v in project.items()
-             if k != "root"}  # fmt: skip
+    moved = {
+        k: root / "p" / v.relative_to(project["root"]) for k, v in project.items() if k != "root"
+    }
     moved["root"] = root / "p"
     return root, moved
 
@@ -231,9 +331,13 @@ def test_refused_writes_in_a_subprocess(project, capsys, name, fault, ledger):
         ledger.fault()
         done = subprocess.run(
             [*prefix, sys.executable, "-m", "geokd", *map(str, second)],
-            capture_output=True, text=True, timeout=300, cwd=root,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, **kw,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=root,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            **kw,
+        )
         out.chmod(0o755)
         _check_refused(done.returncode, done.stderr.strip().splitlines(), outputs, before, cause)
     finally:

@@ -15,13 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geokd.distances import cdist
-from geokd.shards import plan_blocks
+from geokd.distances._cdist import cdist
+from geokd.distances.shards import plan_blocks
 from tests.faults.conftest import LEDGER
 
-SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)  # fmt: skip
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 K = 6
 
 
@@ -46,11 +44,12 @@ def sequence_lists(draw, min_size=1, max_size=6, odd=False):
 @SETTINGS
 @given(
     seqs=sequence_lists(min_size=2),
-    where=st.tuples(st.integers(0, 100), st.integers(0, 100), st.integers(0, K - 1),
-                    st.integers(0, 2)),
+    where=st.tuples(
+        st.integers(0, 100), st.integers(0, 100), st.integers(0, K - 1), st.integers(0, 2)
+    ),
     bad=st.sampled_from([np.nan, np.inf, -np.inf]),
     role=st.sampled_from(["queries", "references"]),
-)  # fmt: skip
+)
 def test_a_non_finite_value_anywhere_is_refused_naming_it(seqs, where, bad, role):
     LEDGER.bad_input()
     i, t = where[0] % len(seqs), where[1] % len(seqs[where[0] % len(seqs)])

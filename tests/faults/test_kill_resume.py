@@ -11,8 +11,8 @@ import psutil
 import pytest
 
 from geokd.checksum import verify_sidecar
+from geokd.distances.shards import planned_blocks
 from geokd.errors import InputError
-from geokd.shards import planned_blocks
 from tests.faults.conftest import (
     FAULTS,
     PROTOCOL,
@@ -121,8 +121,10 @@ def test_kill_during_training_then_resume(tmp_path, reference_run, ledger):
     ledger.fault()
     for run in (work / MODELS).glob("*/seed*"):  # all of a run's files, or none of them
         names = sorted(p.name for p in run.iterdir())
-        assert names in ([], ["history.json", "metrics.json", "model.pt", "model.pt.json",
-                              "timings.json"]), names  # fmt: skip
+        assert names in (
+            [],
+            ["history.json", "metrics.json", "model.pt", "model.pt.json", "timings.json"],
+        ), names
     done = _resume(work)
     assert any(rule.startswith("train_") for rule, _ in executed_jobs(done.stdout))
     assert_same_results(work, reference_run["files"])

@@ -22,7 +22,7 @@ if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
 shell.prefix(_prefix)
 
 sys.path.insert(0, str(SRC))
-from geokd.shards import matrix_pairs, planned_blocks  # noqa: E402
+from geokd.distances.shards import matrix_pairs, planned_blocks  # noqa: E402
 
 DATASETS = config["datasets"]
 

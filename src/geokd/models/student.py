@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+from .config import POOLINGS, POSITIONALS, StudentConfig
 
 __all__ = [
     "POOLINGS",
@@ -44,127 +45,6 @@ __all__ = [
     "padding_mask",
     "prepare",
 ]
-
-POOLINGS = ("mean", "last", "cls")
-POSITIONALS = ("sinusoidal", "learned", "none")
-
-
-@dataclass
-class StudentConfig:
-    """Architecture, input preparation and augmentation of the student.
-
-    Attributes
-    ----------
-    d_model : int
-        Width of the transformer (default 64).
-    n_heads : int
-        Attention heads; must divide ``d_model`` (default 4).
-    n_layers : int
-        Encoder layers (default 2).
-    ff_dim : int
-        Hidden width of the feed-forward blocks (default 128).
-    dropout : float
-        Dropout in the encoder layers and after the input embedding (the latter only with
-        ``input_projection``: raw coordinates are never dropped; default 0.1).
-    pooling : {"mean", "last", "cls"}
-        ``"mean"``: mean over the valid frames (over all ``T`` steps when ``padding_mask`` is
-        False); ``"last"``: the last valid frame (step ``T - 1`` without padding mask);
-        ``"cls"``: a learned token prepended to the sequence (default ``"mean"``).
-    positional : {"sinusoidal", "learned", "none"}
-        Positional encoding added after the input projection (default ``"sinusoidal"``).
-    normalise : bool
-        Per-sequence centring and RMS scaling of the landmarks (module docstring; default True).
-    max_frames : int
-        Padded length; longer sequences are resampled uniformly (default 128).
-    input_layernorm : bool
-        LayerNorm over the K*3 input features of every frame, before the projection
-        (default False).
-    input_projection : bool
-        Linear K*3 -> d_model; False means identity and needs ``d_model == K*3`` (default True).
-    padding_mask : bool
-        Mask padded frames in attention and pooling (default True).
-    norm_first : bool
-        Pre-LN encoder layers (default True; stabler for small data). The original was post-LN.
-    activation : {"gelu", "relu"}
-        Feed-forward activation (default ``"gelu"``).
-    augment_rotate : float
-        Training only: maximal angle in degrees of a random rotation about the vertical (y)
-        axis through the sequence's centre, uniform in ``[-a, a]`` (default 0: off).
-    augment_scale : float
-        Training only: random uniform scale factor in ``[1 - a, 1 + a]`` about the centre
-        (default 0: off).
-    augment_time_warp : float
-        Training only: strength ``a`` in ``[0, 0.3]`` of a smooth monotone time warp
-        ``u + a c sin(pi u)`` with ``c`` uniform in ``[-1, 1]``, linear interpolation between
-        frames, length kept (default 0: off).
-    augment_frame_drop : float
-        Training only: probability in ``[0, 1)`` that a valid frame is dropped; the rest are
-        moved up and the length shrinks (at least one frame is kept; default 0: off).
-    """
-
-    d_model: int = 64
-    n_heads: int = 4
-    n_layers: int = 2
-    ff_dim: int = 128
-    dropout: float = 0.1
-    pooling: str = "mean"
-    positional: str = "sinusoidal"
-    normalise: bool = True
-    max_frames: int = 128
-    input_layernorm: bool = False
-    input_projection: bool = True
-    padding_mask: bool = True
-    norm_first: bool = True
-    activation: str = "gelu"
-    augment_rotate: float = 0.0
-    augment_scale: float = 0.0
-    augment_time_warp: float = 0.0
-    augment_frame_drop: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.positional not in POSITIONALS:
-            raise ValueError(f"positional must be one of {POSITIONALS}, got {self.positional!r}")
-        if self.activation not in ("gelu", "relu"):
-            raise ValueError(f"activation must be 'gelu' or 'relu', got {self.activation!r}")
-        if min(self.d_model, self.n_heads, self.n_layers, self.ff_dim, self.max_frames) < 1:
-            raise ValueError("d_model, n_heads, n_layers, ff_dim and max_frames must be >= 1")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.augment_rotate < 0 or not 0 <= self.augment_scale < 1:
-            raise ValueError("augment_rotate must be >= 0 and augment_scale in [0, 1)")
-        if not 0 <= self.augment_time_warp <= 0.3 or not 0 <= self.augment_frame_drop < 1:
-            raise ValueError("augment_time_warp must be in [0, 0.3], augment_frame_drop in [0, 1)")
-
-    @classmethod
-    def paper(cls, dataset: str = "utd_mhad") -> StudentConfig:
-        """The original student of the paper's code release (natural frames).
-
-        ``"utd_mhad"``: d_model 60 (= 20 joints x 3, identity input), 6 layers, 12 heads,
-        feed-forward 512, dropout 0.2, zero padding to 125 frames, mean over all (padded) steps.
-        ``"signum"``: d_model 126 (2 hands x 21 x 3), 4 layers, 9 heads, feed-forward 256,
-        dropout 0.1, 80 frames, last time step. Both: no positional encoding, no padding
-        mask, raw coordinates, post-LN ReLU layers, LayerNorm + linear head.
-        """
-        common = dict(
-            positional="none",
-            normalise=False,
-            input_layernorm=False,
-            input_projection=False,
-            padding_mask=False,
-            norm_first=False,
-            activation="relu",
-        )
-        if dataset == "utd_mhad":
-            return cls(d_model=60, n_heads=12, n_layers=6, ff_dim=512, dropout=0.2,
-                       pooling="mean", max_frames=125, **common)  # fmt: skip
-        if dataset == "signum":
-            return cls(d_model=126, n_heads=9, n_layers=4, ff_dim=256, dropout=0.1,
-                       pooling="last", max_frames=80, **common)  # fmt: skip
-        raise ValueError(f"no paper preset for dataset {dataset!r}; use 'utd_mhad' or 'signum'")
 
 
 def normalise_sequence(seq: np.ndarray) -> np.ndarray:
@@ -348,9 +228,14 @@ class SkeletonTransformer(nn.Module):
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02) if cfg.pooling == "cls" else None
         self.dropout = nn.Dropout(cfg.dropout) if cfg.input_projection else nn.Identity()
         layer = nn.TransformerEncoderLayer(
-            d, cfg.n_heads, cfg.ff_dim, cfg.dropout, activation=cfg.activation,
-            batch_first=True, norm_first=cfg.norm_first,
-        )  # fmt: skip
+            d,
+            cfg.n_heads,
+            cfg.ff_dim,
+            cfg.dropout,
+            activation=cfg.activation,
+            batch_first=True,
+            norm_first=cfg.norm_first,
+        )
         self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, n_classes))
 

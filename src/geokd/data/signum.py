@@ -34,12 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import write_text
-from .checksum import sha256_file
-from .errors import InputError
+from ..checksum import sha256_file
+from ..errors import InputError
+from .rejected import Rejected, write_rejected
 from .skeleton import HAND_BONES, HAND_LANDMARKS
 from .store import StoreInfo, write_store
-from .utd_mhad import Rejected
 
 __all__ = [
     "MISSING_POLICIES",
@@ -157,8 +156,9 @@ def read_manifest(path: str | os.PathLike) -> tuple[pd.DataFrame, Path]:
     if path.is_dir():
         found = [path / n for n in MANIFEST_NAMES if (path / n).is_file()]
         if len(found) != 1:
-            raise InputError(path, f"expected exactly one of {MANIFEST_NAMES} in the folder, "
-                                   f"found {len(found)}")  # fmt: skip
+            raise InputError(
+                path, f"expected exactly one of {MANIFEST_NAMES} in the folder, found {len(found)}"
+            )
         path = found[0]
     if not path.is_file():
         raise InputError(path, "manifest does not exist")
@@ -178,8 +178,11 @@ def read_manifest(path: str | os.PathLike) -> tuple[pd.DataFrame, Path]:
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
-        raise InputError(path, f"manifest lacks column(s) {missing}; expected "
-                               f"{list(REQUIRED)} and optionally {list(OPTIONAL)}")  # fmt: skip
+        raise InputError(
+            path,
+            f"manifest lacks column(s) {missing}; expected "
+            f"{list(REQUIRED)} and optionally {list(OPTIONAL)}",
+        )
     if table.empty:
         raise InputError(path, "manifest lists no samples")
     return table.assign(manifest_line=line), path
@@ -219,10 +222,13 @@ def read_sample(path: Path, landmarks: str = "both_hands", missing: str = "rejec
     if nan.any():
         if missing == "reject":
             frames = np.flatnonzero(nan.any(axis=(1, 2)))
-            raise InputError(path, f"{int(nan.sum())} NaN value(s) (undetected landmarks?) in "
-                                   f"{len(frames)} of {len(seq)} frames, first frame "
-                                   f"{frames[0]}; use missing_landmarks: zero "
-                                   "(--missing-landmarks zero) to store them as 0")  # fmt: skip
+            raise InputError(
+                path,
+                f"{int(nan.sum())} NaN value(s) (undetected landmarks?) in "
+                f"{len(frames)} of {len(seq)} frames, first frame "
+                f"{frames[0]}; use missing_landmarks: zero "
+                "(--missing-landmarks zero) to store them as 0",
+            )
         seq[nan] = 0.0
     return seq, int(nan.sum())
 
@@ -231,8 +237,9 @@ def _row_keys(row, where: str, n_signs: int, n_signers: int) -> tuple[int, int, 
     """(sign, signer, repetition) of a manifest row; InputError naming ``where`` otherwise."""
     sign, signer = _int(row["sign"]), _int(row["signer"])
     if sign is None or not 1 <= sign <= n_signs:
-        raise InputError(where, f"unknown sign {row['sign']!r}: expected an integer in "
-                                f"1..{n_signs}")  # fmt: skip
+        raise InputError(
+            where, f"unknown sign {row['sign']!r}: expected an integer in 1..{n_signs}"
+        )
     if signer is None or not 1 <= signer <= n_signers:
         raise InputError(where, f"signer {row['signer']!r} outside 1..{n_signers}")
     rep = row.get("repetition")
@@ -276,8 +283,9 @@ def read_signum(
                 if key in seen:
                     what = "path" if key[0] == "path" else "sign, signer and repetition"
                     hint = " (add a repetition column)" if key[0] != "path" and not rep else ""
-                    raise InputError(where, f"duplicate sample: same {what} as line "
-                                            f"{seen[key]}{hint}")  # fmt: skip
+                    raise InputError(
+                        where, f"duplicate sample: same {what} as line {seen[key]}{hint}"
+                    )
                 seen[key] = rec["manifest_line"]
             seq, n_nan = read_sample(root / rel, landmarks, missing)
         except InputError as exc:
@@ -309,8 +317,13 @@ def read_signum(
         raise InputError(manifest, f"sign {sign} has more than one gloss")
     order = meta.sort_values(["label", "subject", "trial"], kind="stable").index.to_numpy()
     meta = meta.loc[order].reset_index(drop=True)
-    facts = {"manifest": manifest.name, "landmarks": landmarks, "missing_landmarks": missing,
-             "zero_filled_values": zero_filled, "fps": 30}  # fmt: skip
+    facts = {
+        "manifest": manifest.name,
+        "landmarks": landmarks,
+        "missing_landmarks": missing,
+        "zero_filled_values": zero_filled,
+        "fps": 30,
+    }
     return [sequences[i] for i in order], meta, rejected, facts
 
 
@@ -345,12 +358,14 @@ def ingest(
     default ``<out>.rejected.tsv``. Returns (number of sequences written, rejected samples).
     """
     sequences, meta, rejected, facts = read_signum(
-        manifest, landmarks=landmarks, missing=missing, skip_bad=skip_bad, n_signs=n_signs,
+        manifest,
+        landmarks=landmarks,
+        missing=missing,
+        skip_bad=skip_bad,
+        n_signs=n_signs,
         n_signers=n_signers,
-    )  # fmt: skip
+    )
     write_store(out, sequences, meta, store_info(dataset, landmarks, facts))
     if skip_bad:
-        path = Path(rejected_out) if rejected_out else Path(f"{out}.rejected.tsv")
-        lines = ["source\treason"] + [f"{r.source}\t{r.reason}" for r in rejected]
-        write_text(path, "\n".join(lines) + "\n")
+        write_rejected(out, rejected, rejected_out)
     return len(sequences), rejected

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_many, write_text
-from .checksum import sha256_bytes, sha256_file
-from .errors import InputError, read_json
-from .provenance import git_revision, package_versions
+from ..atomic import write_many, write_text
+from ..checksum import sha256_bytes, sha256_file
+from ..errors import InputError, read_json
+from ..provenance import git_revision, package_versions
 
 
 def _model_summary(runs: Sequence[dict]) -> dict:

@@ -1,4 +1,4 @@
-"""Small HTML helpers shared by :mod:`geokd.report` and :mod:`geokd.report_results`.
+"""Small HTML helpers shared by :mod:`geokd.report.page` and :mod:`geokd.report.results`.
 
 The page's inline CSS, escaping, embedded-PNG figures (optionally also saved as files),
 two-column and headed tables, number cells, and the SHA-256 of a file.

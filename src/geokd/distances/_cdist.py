@@ -43,9 +43,9 @@ Optional Sakoe-Chiba band ``window`` (frames; None = no band, the default): cell
 allowed iff |i - j| <= max(window, |m - n|), so (0, 0) and (m-1, n-1) are always inside and
 a path always exists; a window >= max(m, n) is the same as no window. Symmetric in A and B.
 
-Implementation: numba kernels (:mod:`geokd._kernels`), closed-form rotations (QCP/Horn
+Implementation: numba kernels (:mod:`geokd.distances._kernels`), closed-form rotations (QCP/Horn
 quaternions, Jacobi fallback), all cores in parallel over sequence pairs; ``backend="torch"``
-or ``"cuda"`` use PyTorch (:mod:`geokd._torch_backend`).
+or ``"cuda"`` use PyTorch (:mod:`geokd.distances._torch`).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -59,48 +59,23 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numba
 import numpy as np
 
 from . import _kernels as _k
+from ._prepared import PreparedSequences, matrix_from_pairs
 
-METRICS = {"procrustes": _k.PROCRUSTES, "paper": _k.PAPER, "euclidean": _k.EUCLIDEAN,
-           "hand": _k.HAND}  # fmt: skip
+METRICS = {
+    "procrustes": _k.PROCRUSTES,
+    "paper": _k.PAPER,
+    "euclidean": _k.EUCLIDEAN,
+    "hand": _k.HAND,
+}
 HAND_DEFAULTS = {"s1": 0.5111, "s2": 1.6964, "s3": 0.1191, "delta": 0.2044}
 HAND_SIZE = 21
 DEGENERATE_RTOL = 1e-12
 BACKENDS = ("cpu", "torch", "cuda", "auto")
-
-
-@dataclass(frozen=True)
-class PreparedSequences:
-    """Sequences normalised once for one metric, in the kernels' two layouts.
-
-    Make one with :func:`prepare`; pass it anywhere a list of sequences is accepted to skip
-    the validation and normalisation (e.g. many :func:`knn_query` calls on one training set).
-    """
-
-    metric: str
-    K: int
-    Kp: int  # K padded with zero landmarks to a multiple of 4 (per group)
-    G: int  # landmark groups (hands) with their own rotation
-    RW: int  # values per prepared frame: 3K + extras
-    lengths: np.ndarray  # (N,) int64
-    rows: np.ndarray  # (sum T * RW,) frame-major
-    roff: np.ndarray  # (N,) first frame of each sequence in rows
-    tiles: np.ndarray  # flat lane-major tiles, see geokd._kernels
-    toff: np.ndarray  # (N,) start of each sequence in tiles
-    params: np.ndarray  # (4,) s1, s2, s3, delta
-
-    def __len__(self) -> int:
-        return int(self.lengths.shape[0])
-
-    @property
-    def geo(self) -> tuple[int, int, int]:
-        """(RW, K, G), as the kernels take it."""
-        return (self.RW, self.Kp, self.G)
 
 
 def _check_sequences(seqs, name: str, K: int | None = None, kname: str = "") -> list[np.ndarray]:
@@ -240,21 +215,6 @@ def prepare(
     )
 
 
-def _concat(a: PreparedSequences, b: PreparedSequences) -> PreparedSequences:
-    """One prepared set holding a's sequences then b's."""
-    if a.K != b.K or a.metric != b.metric or not np.array_equal(a.params, b.params):
-        raise ValueError(
-            f"references: K = {b.K} landmarks ({b.metric}) but queries have "
-            f"K = {a.K} ({a.metric}), or different metric parameters"
-        )
-    frames = int(a.lengths.sum())
-    cat = np.concatenate
-    return PreparedSequences(a.metric, a.K, a.Kp, a.G, a.RW, cat([a.lengths, b.lengths]),
-                             cat([a.rows, b.rows]), cat([a.roff, b.roff + frames]),
-                             cat([a.tiles, b.tiles]), cat([a.toff, b.toff + a.tiles.size]),
-                             a.params)  # fmt: skip
-
-
 def _threads(n_jobs: int | None) -> int:
     top = numba.config.NUMBA_NUM_THREADS
     if n_jobs is None or n_jobs == -1:
@@ -293,9 +253,20 @@ def _run_pairs(
     out = np.empty(pa.shape[0])
     if pa.shape[0]:
         with _num_threads(nthreads):
-            out[order] = _k.dtw_pairs(METRICS[P.metric], P.geo, P.rows, P.roff, P.tiles, P.toff,
-                                      P.lengths, prow[order], pcol[order], window, P.params,
-                                      nthreads)  # fmt: skip
+            out[order] = _k.dtw_pairs(
+                METRICS[P.metric],
+                P.geo,
+                P.rows,
+                P.roff,
+                P.tiles,
+                P.toff,
+                P.lengths,
+                prow[order],
+                pcol[order],
+                window,
+                P.params,
+                nthreads,
+            )
     return out
 
 
@@ -340,9 +311,9 @@ def cdist(
     w = _window(window)
     nthreads = _threads(n_jobs)
     if backend == "auto":
-        from . import _torch_backend
+        from . import _torch
 
-        backend = "cuda" if _torch_backend.cuda_available() else "cpu"
+        backend = "cuda" if _torch.cuda_available() else "cpu"
     Q = prepare(queries, metric, name="queries", **metric_params)
     R = (
         None
@@ -354,33 +325,10 @@ def cdist(
     if R is not None and not (len(Q) and len(R)):
         return np.zeros((len(Q), len(R)))
     if backend != "cpu":
-        from . import _torch_backend
+        from . import _torch
 
-        return _torch_backend.cdist(Q, R, window=w, device="cuda" if backend == "cuda" else "cpu")
+        return _torch.cdist(Q, R, window=w, device="cuda" if backend == "cuda" else "cpu")
     return matrix_from_pairs(Q, R, lambda P, ia, ib: _run_pairs(P, ia, ib, w, nthreads))
-
-
-def matrix_from_pairs(Q: PreparedSequences, R: PreparedSequences | None, run) -> np.ndarray:
-    """The one code path of every backend: list the sequence pairs, run them, place the values.
-
-    ``R is None``: the symmetric (n, n) matrix from the upper-triangle pairs (mirrored, zero
-    diagonal); else the (nq, nr) matrix of all pairs. ``run(P, ia, ib)`` returns the distances
-    of pairs ``(ia[p], ib[p])`` of the prepared set ``P`` (int64 index arrays).
-    """
-    if R is None:
-        n = len(Q)
-        ia, ib = np.triu_indices(n, k=1)
-        out = np.zeros((n, n))
-        if ia.size:
-            d = run(Q, ia.astype(np.int64), ib.astype(np.int64))
-            out[ia, ib] = d
-            out[ib, ia] = d
-        return out
-    nq, nr = len(Q), len(R)
-    if not (nq and nr):
-        return np.zeros((nq, nr))
-    ia, ib = np.divmod(np.arange(nq * nr, dtype=np.int64), nr)
-    return run(_concat(Q, R), ia, ib + nq).reshape(nq, nr)
 
 
 def pair_distance(
@@ -406,8 +354,9 @@ def frame_cost_matrix(a, b, metric: str = "procrustes", **metric_params) -> np.n
     """
     P = prepare([a, b], metric, name="(a, b)", **metric_params)
     m, n = int(P.lengths[0]), int(P.lengths[1])
-    return _k.cost_matrix(METRICS[metric], P.geo, P.rows, P.roff[0], m, P.tiles, P.toff[1], n,
-                          P.params)  # fmt: skip
+    return _k.cost_matrix(
+        METRICS[metric], P.geo, P.rows, P.roff[0], m, P.tiles, P.toff[1], n, P.params
+    )
 
 
 def knn_query(
@@ -458,9 +407,21 @@ def knn_query(
     nthreads = _threads(n_jobs)
     nchunks = max(1, min(len(R), nthreads // len(Q))) if len(Q) else 1  # few queries: split R
     with _num_threads(nthreads):
-        idx, dist, computed = _k.knn_many(METRICS[metric], R.geo, Q.rows, Q.roff, Q.lengths,
-                                          R.tiles, R.toff, R.lengths, int(k), _window(window),
-                                          R.params, bool(prune), nchunks)  # fmt: skip
+        idx, dist, computed = _k.knn_many(
+            METRICS[metric],
+            R.geo,
+            Q.rows,
+            Q.roff,
+            Q.lengths,
+            R.tiles,
+            R.toff,
+            R.lengths,
+            int(k),
+            _window(window),
+            R.params,
+            bool(prune),
+            nchunks,
+        )
     idx, dist = idx.reshape(len(Q), nchunks * k), dist.reshape(len(Q), nchunks * k)
     order = np.lexsort((idx, dist), axis=-1)[:, :k]  # merge the chunks: (distance, index)
     idx = np.take_along_axis(idx, order, axis=-1)

@@ -1,11 +1,11 @@
 """Synthetic data in the SIGNUM input format: a manifest and one MediaPipe ``.npy`` per sample.
 
-The format is the one :mod:`geokd.signum` reads: ``manifest.csv`` (``path, sign, signer,
+The format is the one :mod:`geokd.data.signum` reads: ``manifest.csv`` (``path, sign, signer,
 repetition, gloss``) and ``s<signer>/sign<sign>_r<repetition>.npy`` files of float32 arrays of
 shape (T, 225) (``layout="flat"``) or (T, 75, 3) (``layout="stacked"``): 33 pose, 21 left-hand
 and 21 right-hand landmarks in MediaPipe Holistic coordinates.
 
-The hands are :mod:`geokd.synthetic`'s ``two_hands`` sequences (sign = class + 1, signer =
+The hands are :mod:`geokd.data.synthetic`'s ``two_hands`` sequences (sign = class + 1, signer =
 subject, repetition = trial, gloss = class name), whose left hand is on the camera's left: the
 view of a mirrored (selfie) image, which the pose block follows. The pose block is built
 around them: a per-signer head, torso and legs with a slight per-sample sway, elbows placed by
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 from .signum import N_SIGNERS, N_SIGNS
 from .synthetic import SyntheticConfig, generate
 
@@ -39,12 +39,23 @@ _H = _W * 578 / 776  # image height (SIGNUM video is 776 x 578 pixels)
 _Y0 = 0.12  # height of the image centre above the hands' mean position, metres
 _RENAME = {"n_classes": "n_signs", "n_subjects": "n_signers", "n_trials": "n_repetitions"}
 # Head, relative to the neck (signer's left side: x < 0, as the synthetic left hand), metres.
-_HEAD = {0: (0, 0.20, -0.09), 1: (-0.015, 0.23, -0.08), 2: (-0.032, 0.232, -0.075),
-         3: (-0.048, 0.23, -0.07), 7: (-0.075, 0.21, 0.0), 9: (-0.025, 0.16, -0.085)}  # fmt: skip
+_HEAD = {
+    0: (0, 0.20, -0.09),
+    1: (-0.015, 0.23, -0.08),
+    2: (-0.032, 0.232, -0.075),
+    3: (-0.048, 0.23, -0.07),
+    7: (-0.075, 0.21, 0.0),
+    9: (-0.025, 0.16, -0.085),
+}
 _MIRROR = {1: 4, 2: 5, 3: 6, 7: 8, 9: 10}  # left landmark -> right landmark
 # Hip, knee, ankle, heel, foot index: (height, depth) relative to the neck, x = the hip width.
-_LEGS = {23: (-0.5, 0.02), 25: (-0.95, 0.02), 27: (-1.37, 0.04), 29: (-1.42, 0.09),
-         31: (-1.44, -0.08)}  # fmt: skip
+_LEGS = {
+    23: (-0.5, 0.02),
+    25: (-0.95, 0.02),
+    27: (-1.37, 0.04),
+    29: (-1.42, 0.09),
+    31: (-1.44, -0.08),
+}
 
 
 @dataclass
@@ -62,7 +73,7 @@ class SignumSyntheticConfig:
     min_frames, max_frames : int
         Bounds of the sample length T (default 80, 80).
     noise, difficulty : float
-        As in :class:`geokd.synthetic.SyntheticConfig` (default 0.002 m, 0.5).
+        As in :class:`geokd.data.synthetic.SyntheticConfig` (default 0.002 m, 0.5).
     layout : str
         ``"flat"``: arrays (T, 225); ``"stacked"``: (T, 75, 3) (default flat).
     seed : int
@@ -89,15 +100,22 @@ class SignumSyntheticConfig:
             if isinstance(value, int | np.integer) and not isinstance(value, bool) and value > top:
                 raise ValueError(f"synthetic SIGNUM config: {name} must be <= {top}, got {value}")
         if self.layout not in LAYOUTS:
-            raise ValueError(f"synthetic SIGNUM config: layout must be one of {LAYOUTS}, got "
-                             f"{self.layout!r}")  # fmt: skip
+            raise ValueError(
+                f"synthetic SIGNUM config: layout must be one of {LAYOUTS}, got {self.layout!r}"
+            )
         try:
             return SyntheticConfig(
-                n_classes=self.n_signs, n_subjects=self.n_signers, n_trials=self.n_repetitions,
-                min_frames=self.min_frames, max_frames=self.max_frames, noise=self.noise,
-                difficulty=self.difficulty, topology="two_hands", seed=self.seed,
+                n_classes=self.n_signs,
+                n_subjects=self.n_signers,
+                n_trials=self.n_repetitions,
+                min_frames=self.min_frames,
+                max_frames=self.max_frames,
+                noise=self.noise,
+                difficulty=self.difficulty,
+                topology="two_hands",
+                seed=self.seed,
                 dataset="signum",
-            )  # fmt: skip
+            )
         except ValueError as exc:
             message = str(exc).replace("synthetic config", "synthetic SIGNUM config")
             for old, new in _RENAME.items():
@@ -124,7 +142,7 @@ def _elbow(shoulder, wrist, l1: float, l2: float, pole) -> np.ndarray:
 def holistic_frames(hands: np.ndarray, seed: int, key: tuple[int, int, int]) -> np.ndarray:
     """MediaPipe Holistic landmarks (T, 75, 3) around synthetic hands (T, 42, 3), metres.
 
-    ``hands`` holds the left then the right hand (wrist first, :mod:`geokd.synthetic`
+    ``hands`` holds the left then the right hand (wrist first, :mod:`geokd.data.synthetic`
     ``two_hands``); ``key`` = (sign, signer, repetition) seeds the signer's body and the
     sample's sway and noise.
     """

@@ -1,7 +1,7 @@
 """The report's per-protocol results sections and its closing "Run facts" section.
 
 A results section is drawn from ``results/<dataset>/<protocol>/``, each sub-section left out
-when its files are missing (see :mod:`geokd.report`); "Run facts" gathers per-rule wall time
+when its files are missing (see :mod:`geokd.report.page`); "Run facts" gathers per-rule wall time
 and peak memory, package versions, git revision and data checksums.
 """
 
@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checksum import sha256_file
+from ..data.splits import read_split
+from ..distances.shards import load_matrix
+from ..errors import InputError, read_json
+from ..models.teacher import read_soft_labels
 from . import plots_results as rplots
-from .checksum import sha256_file
-from .errors import InputError, read_json
-from .report_html import _Emitter, _esc, _grid, _mono, _num, _pct, _table
-from .shards import load_matrix
-from .splits import read_split
+from .html import _Emitter, _esc, _grid, _mono, _num, _pct, _table
 from .summary import read_summary
 from .tables import Cell, fmt_number, knn_metric, read_benchmarks
-from .teacher import read_soft_labels
 
 
 @dataclass

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from .atomic import write_text
-from .errors import InputError
+from ..atomic import write_text
+from ..errors import InputError
 from .store import load_sequences
 
 SPLITS = ("train", "val", "test")

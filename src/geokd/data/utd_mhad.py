@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.io
 
-from .checksum import sha256_file
-from .errors import InputError
+from ..checksum import sha256_file
+from ..errors import InputError
+from .rejected import Rejected, write_rejected
 from .skeleton import UTD_MHAD_ACTIONS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
 from .store import StoreInfo, validate_sequence, write_store
 
@@ -45,14 +45,6 @@ def scramble_like_paper(seq: np.ndarray, frames: int = PAPER_FRAMES) -> np.ndarr
     padded = np.zeros((N_JOINTS * 3, frames), dtype=np.float64)
     padded[:, :T] = features
     return padded.reshape(frames, N_JOINTS, 3)
-
-
-@dataclass
-class Rejected:
-    """A raw file that could not be read, and why."""
-
-    source: str
-    reason: str
 
 
 def parse_name(path: Path) -> tuple[int, int, int]:
@@ -178,12 +170,8 @@ def ingest(
     default ``<out>.rejected.tsv``. ``layout``: see :func:`read_folder`. Returns (number of
     sequences written, rejected files).
     """
-    from .atomic import write_text
-
     sequences, meta, rejected = read_folder(raw_dir, skip_bad=skip_bad, layout=layout)
     write_store(out, sequences, meta, store_info(raw_dir, layout))
     if skip_bad:
-        path = Path(rejected_out) if rejected_out else Path(f"{out}.rejected.tsv")
-        lines = ["source\treason"] + [f"{r.source}\t{r.reason}" for r in rejected]
-        write_text(path, "\n".join(lines) + "\n")
+        write_rejected(out, rejected, rejected_out)
     return len(sequences), rejected

@@ -1,8 +1,8 @@
 """Figures of a run's results: distances, KNN, teacher soft labels, training, confusion.
 
-Like :mod:`geokd.plots`, every function returns a :class:`matplotlib.figure.Figure` built
-without pyplot; render them with :func:`geokd.plots.fig_to_png_base64` or
-:func:`geokd.plots.save_figure` for deterministic bytes. Accuracies are drawn in percent.
+Like :mod:`geokd.report.plots`, every function returns a :class:`matplotlib.figure.Figure` built
+without pyplot; render them with :func:`geokd.report.plots.fig_to_png_base64` or
+:func:`geokd.report.plots.save_figure` for deterministic bytes. Accuracies are drawn in percent.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def _pair_distances(P, pa, pb, window: int, device: str) -> np.ndarray:
 
 def cdist(Q, R, *, window: int, device: str) -> np.ndarray:
     """Distance matrix of prepared queries Q against prepared references R (None: symmetric)."""
-    from .distances import matrix_from_pairs
+    from ._prepared import matrix_from_pairs
 
     if device == "cuda" and not cuda_available():
         raise RuntimeError("backend='cuda' but torch.cuda.is_available() is False")

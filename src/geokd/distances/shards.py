@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import write_many
-from .checksum import RECOMPUTE, read_verified, sha256_bytes, sidecar_bytes, sidecar_path
-from .errors import InputError
-from .splits import read_split
-from .store import load_sequences
+from ..atomic import write_many
+from ..checksum import RECOMPUTE, read_verified, sha256_bytes, sidecar_bytes, sidecar_path
+from ..data.splits import read_split
+from ..data.store import load_sequences
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def compute_block(
     n_jobs: int | None = None,
 ) -> np.ndarray:
     """Compute block ``(bi, bj)`` of the matrix ``spec`` and write it with its sidecar."""
-    from .distances import cdist
+    from ._cdist import cdist
 
     q_ids = split_ids(split_table, spec.query_split)
     r_ids = split_ids(split_table, spec.reference_split)

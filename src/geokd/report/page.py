@@ -16,8 +16,8 @@ The page has no external references: the figures are embedded PNG data URIs, the
 inline and there is no JavaScript. It carries no timestamp, so equal inputs give a
 byte-identical file. All text from the data is HTML-escaped.
 
-The results and "Run facts" sections are built in :mod:`geokd.report_results`, the shared
-HTML helpers live in :mod:`geokd.report_html`.
+The results and "Run facts" sections are built in :mod:`geokd.report.results`, the shared
+HTML helpers live in :mod:`geokd.report.html`.
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__, plots
-from .atomic import write_text
-from .checksum import sha256_file as file_sha256  # public name of the report API
-from .errors import InputError
-from .report_html import CSS, _Emitter, _esc, _img, _slug, _table
-from .report_results import _results_section, _run_facts_section, _RunFacts
-from .splits import SPLITS, read_split
-from .store import StoreInfo, load_sequences, read_info
+from .. import __version__
+from ..atomic import write_text
+from ..checksum import sha256_file as file_sha256  # public name of the report API
+from ..data.splits import SPLITS, read_split
+from ..data.store import StoreInfo, load_sequences, read_info
+from ..errors import InputError
+from . import plots
+from .html import CSS, _Emitter, _esc, _img, _slug, _table
+from .results import _results_section, _run_facts_section, _RunFacts
 
 
 @dataclass

@@ -12,7 +12,7 @@ classes:
 On the train x train matrix both exclude by default each sample's zero distance to itself,
 which would otherwise hand the sample's own label the largest weight (a label leak); the
 teacher's training accuracy is then a true leave-one-out estimate. Neighbour selection follows
-:mod:`geokd.knn`: sorted by distance, ties to the lowest training index (stable sort).
+:mod:`geokd.models.knn`: sorted by distance, ties to the lowest training index (stable sort).
 :func:`make_soft_labels` (CLI/workflow entry point) writes soft labels as Parquet.
 """
 
@@ -27,12 +27,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import write_many
-from .checksum import read_verified, sha256_file, sidecar_bytes, sidecar_path
-from .errors import InputError
-from .knn import _as_labels, _check_matrix, neighbours
-from .shards import load_aligned
-from .splits import read_split
+from ..atomic import write_many
+from ..checksum import read_verified, sha256_file, sidecar_bytes, sidecar_path
+from ..data.splits import read_split
+from ..distances.shards import load_aligned
+from ..errors import InputError
+from .knn import neighbours
+from .metrics import as_labels, check_matrix
 
 NORMALISATIONS = ("minmax_offdiag", "minmax", "none")
 METHODS = ("softmax", "nngk")
@@ -110,8 +111,8 @@ def softmax_teacher(
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    y = _as_labels(y, n_classes, "y")
-    D = _check_matrix(D, y.size, exclude_self)
+    y = as_labels(y, n_classes, "y")
+    D = check_matrix(D, y.size, exclude_self)
     if exclude_self and D.shape[0] < 2:
         raise ValueError("exclude_self needs at least 2 training samples")
     lo, hi = normalisation_bounds(D, normalise) if bounds is None else map(float, bounds)
@@ -199,8 +200,8 @@ def nngk_teacher(
     """
     if not 0 <= floor < 1:
         raise ValueError(f"floor must be in [0, 1), got {floor}")
-    y = _as_labels(y, n_classes, "y")
-    D = _check_matrix(D, y.size, exclude_self)
+    y = as_labels(y, n_classes, "y")
+    D = check_matrix(D, y.size, exclude_self)
     if sigma is None:
         if D.shape[0] != D.shape[1]:
             raise ValueError("sigma=None needs the square train x train matrix; pass sigma")
@@ -248,7 +249,7 @@ def diagnostics(P: np.ndarray, y: np.ndarray) -> dict:
     """
     P = np.asarray(P, dtype=np.float64)
     n, C = P.shape
-    y = _as_labels(y, C, "y")
+    y = as_labels(y, C, "y")
     if y.size != n:
         raise ValueError(f"P has {n} rows but y has {y.size} labels")
     pred = np.argmax(P, axis=1)  # (n,)
@@ -360,10 +361,10 @@ def make_soft_labels(
     Parameters
     ----------
     matrix_path : path
-        Train x train matrix (``.npy`` with sidecar, :func:`geokd.shards.load_matrix`); its
+        Train x train matrix (``.npy`` with sidecar, :func:`geokd.distances.load_matrix`); its
         ``row_ids`` and ``col_ids`` must equal the split table's train ids in order.
     split_table : path
-        Split table (:func:`geokd.splits.read_split`); labels come from it.
+        Split table (:func:`geokd.data.splits.read_split`); labels come from it.
     out_path : path
         Parquet output (:func:`write_soft_labels`).
     method : {"softmax", "nngk"}
@@ -388,7 +389,7 @@ def make_soft_labels(
         n_classes = int(table["label"].max()) + 1
     y = train["label"].to_numpy()
     try:
-        y = _as_labels(y, n_classes, "label")
+        y = as_labels(y, n_classes, "label")
     except ValueError as exc:
         raise InputError(split_table, str(exc)) from exc
     teacher = softmax_teacher if method == "softmax" else nngk_teacher

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-from .atomic import write_bytes
+from ..atomic import write_bytes
 
 SPLIT_ORDER = ("train", "val", "test")
 SPLIT_COLORS = {"train": "#4477aa", "val": "#ccbb44", "test": "#ee6677", "unused": "#bbbbbb"}

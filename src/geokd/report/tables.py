@@ -31,9 +31,9 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
-from .atomic import write_text
-from .errors import InputError
+from .. import __version__
+from ..atomic import write_text
+from ..errors import InputError
 
 MODELS = ("knn", "transformer", "distilled")
 MODEL_LABELS = {"knn": "KNN (1-NN)", "transformer": "Transformer", "distilled": "Distilled"}
@@ -112,7 +112,7 @@ class Cell:
 class TableRow:
     """One dataset and protocol of the tables.
 
-    ``corrected`` and ``as_published`` are summaries (:mod:`geokd.summary`) as dicts or paths
+    ``corrected`` and ``as_published`` are summaries (:mod:`geokd.report.summary`) as dicts or paths
     to ``summary.json``; ``None`` gives ``n/a``. ``published`` is ``"auto"`` (look up
     :data:`PUBLISHED` by dataset and protocol), ``None`` (none) or a dict like its entries
     (accuracies in percent, printed as given; ``student_ms`` a ``(low, high, where)`` range).
@@ -127,7 +127,7 @@ class TableRow:
 
 def read_summary(path: str | os.PathLike) -> dict:
     """A ``summary.json`` as a dict, with the measured times of the ``timings.json`` beside it
-    (:func:`geokd.summary.read_summary`); :class:`InputError` naming the file if unreadable."""
+    (:func:`.summary.read_summary`); :class:`InputError` naming the file if unreadable."""
     from .summary import read_summary as _read
 
     return _read(path)

@@ -1,0 +1,284 @@
+"""Training and evaluation of the student: losses, the training loop, predictions.
+
+Losses (per batch, averaged over its samples)
+----------------------------------------------
+* ``"transformer"``: ``CE(z, y)`` (cross-entropy only, weight 1).
+* ``"distilled"``: ``alpha * CE(z, y) + beta * T^2 * KL(P || softmax(z / T))`` with ``P`` the
+  teacher's soft labels used as given (they are already a tempered distribution),
+  ``KL(P || Q) = sum_c P_c (log P_c - log Q_c)`` and ``0 log 0 = 0``.
+
+Model selection
+---------------
+Only a validation set selects: the ``val`` argument of :func:`train` (the split table's ``val``
+split in :func:`run_training`) or, when there is none, a stratified ``val_fraction`` of the
+training set. With a validation set the returned weights are those of the epoch with the best
+validation accuracy (ties: lower validation cross-entropy, then the earlier epoch) and training
+stops after ``patience`` epochs without improvement (0: never). Without one, the model of the
+last epoch is returned. ``eval_sets`` (e.g. test) are logged for the curves and never select.
+
+Determinism
+-----------
+Inside :func:`train` the global torch RNG is forked and seeded with ``seed`` (initialisation,
+dropout), ``torch.use_deterministic_algorithms(True)`` is on, shuffling and augmentation draw
+from their own seeded ``torch.Generator`` and batches are built in-process; the previous global
+state is restored afterwards. On the CPU the same seed and thread count give identical losses,
+metrics and weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import StudentConfig, TrainConfig
+from .metrics import metrics
+from .student import SkeletonTransformer, augment
+
+
+def distillation_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    teacher_P: torch.Tensor | None,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    temperature: float = 3.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Loss of one batch: ``(total, ce, kl)``; plain CE when ``teacher_P`` is None.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (B, C)
+    y : Tensor of int64, shape (B,)
+    teacher_P : Tensor, shape (B, C), optional
+        Teacher probabilities (rows sum to 1).
+
+    Returns
+    -------
+    total, ce, kl : Tensor (scalars); ``kl`` is ``KL(P || softmax(logits / T))`` averaged over
+    the batch, before the ``beta * T^2`` weight, or None without a teacher.
+    """
+    ce = F.cross_entropy(logits, y)
+    if teacher_P is None:
+        return ce, ce, None
+    log_q = F.log_softmax(logits / temperature, dim=1)  # (B, C)
+    kl = (torch.xlogy(teacher_P, teacher_P) - teacher_P * log_q).sum(dim=1).mean()
+    return alpha * ce + beta * temperature**2 * kl, ce, kl
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _deterministic(cfg: TrainConfig) -> Iterator[None]:
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_before = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch_threads(cfg.num_threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        torch.use_deterministic_algorithms(True, warn_only=not cfg.device.startswith("cpu"))
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(before, warn_only=warn_before)
+
+
+def trim(model: SkeletonTransformer, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Cut a masked batch to its longest sequence (exact: padding is masked); else keep T."""
+    return X[:, : int(lengths.max())] if model.cfg.padding_mask else X
+
+
+def _logits(model, X, lengths, batch_size: int = 256) -> torch.Tensor:
+    """Eval-mode logits (N, C) on the CPU, in batches; the model's mode is restored."""
+    was_training, dev = model.training, next(model.parameters()).device
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(X), batch_size):
+            xb, lb = X[s : s + batch_size], lengths[s : s + batch_size]
+            out.append(model(trim(model, xb, lb).to(dev), lb.to(dev)).float().cpu())
+    model.train(was_training)
+    return torch.cat(out)  # (N, C)
+
+
+def predict_proba(model, X, lengths, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, C), float64, of inputs ``X`` (N, T, K*3) with ``lengths`` (N,)."""
+    return torch.softmax(_logits(model, X, lengths, batch_size).double(), dim=1).numpy()
+
+
+def evaluate(model, X, lengths, y, n_classes: int | None = None, batch_size: int = 256) -> dict:
+    """:func:`.metrics.metrics` of the argmax predictions plus ``cross_entropy`` (mean, nats).
+
+    Parameters
+    ----------
+    X : Tensor, shape (N, T, K*3); lengths : Tensor (N,); y : array of int (N,)
+    n_classes : int, optional
+        Default: the model's number of classes.
+    """
+    logits = _logits(model, X, lengths, batch_size)  # (N, C)
+    y_t = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    result = metrics(y_t.numpy(), logits.argmax(dim=1).numpy(), n_classes or model.n_classes)
+    result["cross_entropy"] = float(F.cross_entropy(logits, y_t)) if len(y_t) else float("nan")
+    return result
+
+
+def _holdout(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean (N,): a stratified random ``fraction`` per class (>= 1 of classes with >= 2)."""
+    rng = np.random.default_rng([seed, 1])
+    held = np.zeros(y.size, dtype=bool)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        n = min(max(round(fraction * idx.size), 1), idx.size - 1)
+        held[rng.permutation(idx)[:n]] = True
+    return held
+
+
+def _lr_factor(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
+    warm, total = cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch
+    if step < warm:
+        return (step + 1) / warm
+    if cfg.scheduler == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
+
+
+def train(
+    train_X,
+    train_len,
+    train_y,
+    teacher_P,
+    cfg: TrainConfig,
+    student_cfg: StudentConfig,
+    eval_sets: dict | None = None,
+    val: tuple | None = None,
+    n_classes: int | None = None,
+) -> tuple[SkeletonTransformer, dict]:
+    """Train a :class:`SkeletonTransformer`.
+
+    Parameters
+    ----------
+    train_X : Tensor, shape (N, T, K*3); train_len : Tensor (N,); train_y : array of int (N,)
+        Output of :func:`geokd.models.student.prepare` and the labels.
+    teacher_P : ndarray, shape (N, C), optional
+        Soft labels aligned with the rows; required in distilled mode, ignored otherwise.
+    eval_sets : dict of name -> (X, lengths, y), optional
+        Logged every ``eval_every`` epochs; never used for selection.
+    val : (X, lengths, y), optional
+        Validation set for selection and early stopping (module docstring).
+    n_classes : int, optional
+        Default: teacher columns, else ``max label + 1`` over all given labels.
+
+    Returns
+    -------
+    model : SkeletonTransformer (eval mode, on ``cfg.device``)
+    history : dict
+        Per epoch ``epoch, loss, ce, kl`` (None in transformer mode), ``lr``, ``seconds``;
+        ``eval`` and ``val``: ``{name: {"epoch", "accuracy", "cross_entropy"}}``;
+        ``best_epoch``, ``stopped_epoch``, ``selection``, ``n_train``.
+    """
+    y = torch.as_tensor(np.asarray(train_y), dtype=torch.long)
+    X, L, eval_sets = torch.as_tensor(train_X), torch.as_tensor(train_len), eval_sets or {}
+    P = None
+    if cfg.mode == "distilled":
+        if teacher_P is None:
+            raise ValueError("mode 'distilled' needs teacher_P")
+        P = torch.as_tensor(np.asarray(teacher_P), dtype=torch.float32)
+        if P.shape[0] != len(y):
+            raise ValueError(f"teacher_P has {P.shape[0]} rows for {len(y)} samples")
+    if n_classes is None:
+        labels = [y.numpy()] + [np.asarray(s[2]) for s in [*eval_sets.values(), val] if s]
+        n_classes = P.shape[1] if P is not None else int(max(a.max() for a in labels)) + 1
+    if val is None and cfg.val_fraction > 0:
+        held = torch.from_numpy(_holdout(y.numpy(), cfg.val_fraction, cfg.seed))
+        val, X, L, y = (X[held], L[held], y[held]), X[~held], L[~held], y[~held]
+        P = None if P is None else P[~held]
+    dev = torch.device(cfg.device)
+    if val is not None and "val" in eval_sets:
+        raise ValueError("eval_sets may not use the name 'val' when a val set is given")
+    history: dict = {k: [] for k in ("epoch", "loss", "ce", "kl", "lr", "seconds")}
+    names = [*eval_sets, *(["val"] if val else [])]
+    history["eval"] = {n: {"epoch": [], "accuracy": [], "cross_entropy": []} for n in names}
+    history.update(best_epoch=None, stopped_epoch=None, n_train=len(y))
+    history["selection"] = "best val accuracy" if val else "last epoch"
+    augmenting = any(
+        getattr(student_cfg, f"augment_{a}") > 0
+        for a in ("rotate", "scale", "time_warp", "frame_drop")
+    )
+    with _deterministic(cfg):
+        model = SkeletonTransformer(X.shape[2], n_classes, student_cfg).to(dev)
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps = math.ceil(len(y) / cfg.batch_size)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg, steps))
+        seeds = np.random.SeedSequence(cfg.seed).generate_state(2)
+        g_shuffle = torch.Generator().manual_seed(int(seeds[0]))
+        g_aug = torch.Generator().manual_seed(int(seeds[1]))
+        best, best_state, waited = None, None, 0
+        bar = tqdm(range(1, cfg.epochs + 1), disable=None if cfg.progress else True, unit="ep")
+        for epoch in bar:
+            t0, sums = time.perf_counter(), np.zeros(3)
+            model.train()
+            order = torch.randperm(len(y), generator=g_shuffle) if cfg.shuffle else None
+            for s in range(0, len(y), cfg.batch_size):
+                idx = torch.arange(s, min(s + cfg.batch_size, len(y)))
+                idx = order[idx] if order is not None else idx
+                xb, lb = X[idx], L[idx]  # (B, T, K*3), (B,)
+                if augmenting:
+                    xb, lb = augment(xb, lb, student_cfg, g_aug)
+                logits = model(trim(model, xb, lb).to(dev), lb.to(dev))  # (B, C)
+                pb = None if P is None else P[idx].to(dev)
+                loss, ce, kl = distillation_loss(
+                    logits, y[idx].to(dev), pb, cfg.alpha, cfg.beta, cfg.temperature
+                )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                sched.step()
+                parts = [loss.item(), ce.item(), kl.item() if kl is not None else 0.0]
+                sums += len(idx) * np.array(parts)
+            mean = sums / len(y)
+            history["epoch"].append(epoch)
+            history["loss"].append(float(mean[0]))
+            history["ce"].append(float(mean[1]))
+            history["kl"].append(float(mean[2]) if P is not None else None)
+            history["lr"].append(float(sched.get_last_lr()[0]))
+            stop = False
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                for name, (ex, el, ey) in [*eval_sets.items(), *([("val", val)] if val else [])]:
+                    r = evaluate(model, ex, el, ey, n_classes, cfg.eval_batch_size)
+                    log = history["eval"][name]
+                    log["epoch"].append(epoch)
+                    log["accuracy"].append(r["accuracy"])
+                    log["cross_entropy"].append(r["cross_entropy"])
+                if val:  # r is the val result (evaluated last)
+                    score = (r["accuracy"], -r["cross_entropy"])
+                    if best is None or score > best:
+                        best, waited, history["best_epoch"] = score, 0, epoch
+                        best_state = copy.deepcopy(model.state_dict())
+                    else:
+                        waited += cfg.eval_every
+                        stop = cfg.patience > 0 and waited >= cfg.patience
+            history["seconds"].append(time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{mean[0]:.4f}")
+            if stop:
+                break
+        history["stopped_epoch"] = epoch
+        if best_state is not None:
+            model.load_state_dict(best_state)
+    return model.eval(), history
