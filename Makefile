@@ -13,8 +13,10 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: report test test-fast lint install system-packages lock bench clean pull
 
+# --quiet rules: one line per finished job, not every job's inputs and outputs (a few hundred
+# lines for the whole run; the logs of each job are in logs/, a failed job's command is printed)
 report: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) results/report.html
+	$(BIN)/snakemake --cores $(CORES) --quiet rules results/report.html
 
 # DVC (docs/dvc.md): fetch the tracked data and outputs from the remote, then mark them up to
 # date for Snakemake, which judges by file times (DVC restores contents, not times).

@@ -132,3 +132,9 @@ def test_modules_stay_readable():
         if (n := len(path.read_text().splitlines())) > MAX_LINES and module not in LONG_OK
     }
     assert not long, long
+
+
+def test_common_smk_stays_small():
+    """Snakemake plumbing only (targets, input functions, resources): logic lives in geokd."""
+    common = (PKG.parents[1] / "workflow/rules/common.smk").read_text().splitlines()
+    assert len(common) < 200, len(common)

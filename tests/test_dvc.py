@@ -29,6 +29,7 @@ PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = PIPELINE["stages"]
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
+
 def env() -> dict[str, str]:
     """The venv first on PATH (dvc.yaml runs `snakemake`), no DVC analytics."""
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}

@@ -185,7 +185,7 @@ def test_workflow_on_slurm_equals_a_local_run(cluster, test_profile, tmp_path):
     assert rules.count("distance_block") == n_blocks == 7
     assert sorted(set(rules)) == sorted(
         {"ingest_synthetic", "split", "distance_block", "distance_matrix"}
-        | {"soft_labels", "knn", "train_transformer"}
+        | {"soft_labels", "knn", "train"}
     )
     assert len(rules) == out.count("has been submitted with SLURM jobid")
     assert all(job["state"] == "COMPLETED" for job in jobs), jobs
@@ -193,7 +193,7 @@ def test_workflow_on_slurm_equals_a_local_run(cluster, test_profile, tmp_path):
         if job["rule"] == "distance_block":
             # set-threads (capped for the test) and block_runtime: 5 + ceil(36 / (5000 * t))
             assert job["cpus"] == test_threads and job["minutes"] == 6
-        if job["rule"] == "train_transformer":
+        if job["rule"] == "train":
             assert job["minutes"] == 120 and job["memory"] == "4000M"
     logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert len(logs) == len(jobs)

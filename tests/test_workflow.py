@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import html
+import json
 import re
 import subprocess
 import sys
@@ -31,32 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.workflow
 
-TINY = {
-    "datasets": {
-        "tiny": {
-            "source": "synthetic",
-            "synthetic": {
-                "n_classes": 3,
-                "n_subjects": 4,
-                "n_trials": 2,
-                "min_frames": 12,
-                "max_frames": 20,
-                "seed": 7,
-            },
-            "protocols": {
-                "paper": {"train": [1, 2], "test": [3, 4]},
-                "cross_subject": {"train": [1, 3], "val": [2], "test": [4]},
-            },
-        }
-    },
-    "distances": {"block_size": 5},
-    "knn": {"k_max": 5, "latency_queries": 2},
-    "training": {
-        "seeds": [0, 1],
-        "train": {"epochs": 2, "batch_size": 8},
-        "student": {"d_model": 16, "n_heads": 2, "n_layers": 1, "ff_dim": 32},
-    },
-}
+#: the catalog's `.test/` config, run here (and by hand: see its header)
+TINY = yaml.safe_load((ROOT / ".test" / "config" / "config.yaml").read_text())
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -120,8 +97,7 @@ def test_the_run_writes_stores_splits_logs_benchmarks_and_report(finished_run):
         "soft_labels",
         "knn",
         "knn_latency",
-        "train_transformer",
-        "train_distilled",
+        "train",
         "summary",
         "report_html",
     ):
@@ -163,7 +139,7 @@ def test_the_workflow_report_matches_its_summaries(finished_run):
         assert f"<code>{summary['provenance']['data_sha256']}</code> (matches the store)" in text
     for title in RUN_FACTS_TITLES:
         assert f">{html.escape(title)}</h" in text
-    assert "<td>train_transformer</td>" in text and "<td>distance_block</td>" in text
+    assert "<td>train</td>" in text and "<td>distance_block</td>" in text
     figures = finished_run / "results/figures"
     stages = {p.name for p in figures.iterdir() if not p.name.startswith(".")}
     assert stages == {"data", "distances", "teacher", "knn", "students"}
@@ -315,24 +291,30 @@ def test_an_as_published_dataset_gets_its_own_settings_and_fills_the_tables(tmp_
         for line in out.splitlines()
         if "python -m geokd" in line
     ]
+    assert commands and not [c for c in commands if "{" in c]  # no serialised config
 
     def jobs(sub: str, dataset: str) -> list[str]:
         return [c for c in commands if sub in c and f"results/{dataset}/" in c]
 
+    def settings(command: str) -> dict:
+        path = re.search(r"--settings (\S+)", command).group(1)
+        return json.loads((work / path).read_text())
+
     assert len(jobs("distances assemble", "tiny_asp")) == 2  # train-train, test-train
-    assert all("--metric paper --block-size 7" in c for c in jobs("distances assemble", "tiny_asp"))
-    assert all(
-        "--metric procrustes --block-size 5" in c for c in jobs("distances assemble", "tiny")
-    )
+    for dataset, metric, size in (("tiny_asp", "paper", 7), ("tiny", "procrustes", 5)):
+        for c in jobs("distances assemble", dataset):
+            assert settings(c)["metric"] == metric and settings(c)["block_size"] == size
     asp_teacher = jobs("geokd teacher", "tiny_asp")
-    assert len(asp_teacher) == 1 and '"temperature": 3.0' in asp_teacher[0]
+    assert len(asp_teacher) == 1 and settings(asp_teacher[0])["temperature"] == 3.0
     assert "distances/paper/train-train.npy" in asp_teacher[0]
-    assert all('"temperature": 3.0' not in c for c in jobs("geokd teacher", "tiny"))
-    assert all("--k-max 3" in c for c in jobs("geokd knn ", "tiny_asp"))
-    assert all("--k-max 5" in c for c in jobs("geokd knn ", "tiny"))
+    assert all(
+        settings(c)["temperature"] != 3.0 for c in jobs("geokd teacher", "tiny") if "softmax" in c
+    )
+    assert all(settings(c)["k_max"] == 3 for c in jobs("geokd knn ", "tiny_asp"))
+    assert all(settings(c)["k_max"] == 5 for c in jobs("geokd knn ", "tiny"))
     asp_runs = jobs("geokd train", "tiny_asp")
-    assert len(asp_runs) == 2 and all("--seed 5" in c and '"epochs": 1' in c for c in asp_runs)
-    assert len(jobs("geokd train", "tiny")) == 2 * 2 * 2  # 2 protocols x 2 models x 2 seeds
+    assert len(asp_runs) == 2
+    assert all("--seed 5" in c and settings(c)["train"]["epochs"] == 1 for c in asp_runs)
     (tables,) = [c for c in commands if "geokd tables" in c]
     assert "--as-published tiny/paper=results/tiny_asp/paper/summary.json" in tables
     assert "--summary tiny_asp" not in tables and "--summary tiny/paper=" in tables

@@ -16,11 +16,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -307,9 +310,22 @@ def faults_config(**changes) -> dict:
 # A tiny project built in-process with the CLI (what the rules run), for unit-level faults
 # ---------------------------------------------------------------------------------------------
 
-TRAIN_OPTIONS = (
-    '{"train": {"epochs": 1, "batch_size": 8}, '
-    '"student": {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16}}'
+_SETTINGS_DIR = Path(tempfile.mkdtemp(prefix="geokd-settings-"))
+
+
+def settings_file(values: dict | str) -> Path:
+    """A ``--settings`` file holding ``values`` (a dict, or text written as given)."""
+    text = values if isinstance(values, str) else json.dumps(values)
+    path = _SETTINGS_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    path.write_text(text)
+    return path
+
+
+TRAIN_SETTINGS = settings_file(
+    {
+        "train": {"epochs": 1, "batch_size": 8},
+        "student": {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16},
+    }
 )
 
 
@@ -418,8 +434,8 @@ def project(tmp_path_factory) -> dict[str, Path]:
             mode,
             "--threads",
             1,
-            "--options",
-            TRAIN_OPTIONS,
+            "--settings",
+            TRAIN_SETTINGS,
             *extra,
         )
         runs.append(out)

@@ -25,8 +25,9 @@ from geokd.cli import main
 from geokd.data.store import SCHEMA
 from geokd.distances.shards import load_matrix
 from tests.faults.conftest import (
-    TRAIN_OPTIONS,
+    TRAIN_SETTINGS,
     make_workdir,
+    settings_file,
     snakemake,
     summarize_argv,
 )
@@ -129,7 +130,7 @@ STORE_READERS = {
         100,
     ],
     "knn-latency": lambda p, s, out: ["knn-latency", s, p["split"], out / "lat.json"],
-    "train": lambda p, s, out: ["train", s, p["split"], out / "run", "--options", TRAIN_OPTIONS],
+    "train": lambda p, s, out: ["train", s, p["split"], out / "run", "--settings", TRAIN_SETTINGS],
     "report": lambda p, s, out: [
         "report",
         out / "r.html",
@@ -240,7 +241,7 @@ SPLIT_READERS = {
     "teacher": lambda p, s, out: ["teacher", p["tt"], s, out / "t.parquet", out / "t.json"],
     "knn": lambda p, s, out: ["knn", p["et"], s, out / "knn.json"],
     "knn-latency": lambda p, s, out: ["knn-latency", p["store"], s, out / "lat.json"],
-    "train": lambda p, s, out: ["train", p["store"], s, out / "run", "--options", TRAIN_OPTIONS],
+    "train": lambda p, s, out: ["train", p["store"], s, out / "run", "--settings", TRAIN_SETTINGS],
 }
 
 
@@ -270,29 +271,29 @@ def _bad_json(tmp: Path, text: str) -> Path:
 
 OTHER = {
     # name: (argv(project, tmp, out), needles in the one error line)
-    "teacher: --options not JSON": (
+    "teacher: --settings not JSON": (
         lambda p, t, o: [
             "teacher",
             p["tt"],
             p["split"],
             o / "t.parquet",
             o / "t.json",
-            "--options",
-            "{temperature: 2",
+            "--settings",
+            settings_file("{temperature: 2"),
         ],
-        ["--options", "not valid JSON"],
+        ["settings", "not a readable settings file"],
     ),
-    "teacher: --options not an object": (
+    "teacher: --settings not an object": (
         lambda p, t, o: [
             "teacher",
             p["tt"],
             p["split"],
             o / "t.parquet",
             o / "t.json",
-            "--options",
-            "[1, 2]",
+            "--settings",
+            settings_file("[1, 2]"),
         ],
-        ["--options", "JSON object"],
+        ["settings", "JSON object"],
     ),
     "teacher: unknown parameter": (
         lambda p, t, o: [
@@ -301,10 +302,10 @@ OTHER = {
             p["split"],
             o / "t.parquet",
             o / "t.json",
-            "--options",
-            '{"k": 3}',
+            "--settings",
+            settings_file('{"k": 3}'),
         ],
-        ["unknown parameter", "k"],
+        ["softmax.k", "unknown setting"],
     ),
     "teacher: temperature 0": (
         lambda p, t, o: [
@@ -313,8 +314,8 @@ OTHER = {
             p["split"],
             o / "t.parquet",
             o / "t.json",
-            "--options",
-            '{"temperature": 0}',
+            "--settings",
+            settings_file('{"temperature": 0}'),
         ],
         ["temperature must be > 0"],
     ),
@@ -438,8 +439,8 @@ OTHER = {
             o / "run",
             "--mode",
             "distilled",
-            "--options",
-            TRAIN_OPTIONS,
+            "--settings",
+            TRAIN_SETTINGS,
         ],
         ["soft_labels"],
     ),
@@ -453,8 +454,8 @@ OTHER = {
             "distilled",
             "--soft-labels",
             p["soft"],
-            "--options",
-            TRAIN_OPTIONS,
+            "--settings",
+            TRAIN_SETTINGS,
         ],
         ["softmax.parquet", "not the training ids"],
     ),
@@ -464,10 +465,10 @@ OTHER = {
             p["store"],
             p["split"],
             o / "run",
-            "--options",
-            '{"optimiser": {}}',
+            "--settings",
+            settings_file('{"optimiser": {}}'),
         ],
-        ["--options", "unknown section"],
+        ["optimiser", "unknown section"],
     ),
     "train: unknown train option": (
         lambda p, t, o: [
@@ -475,10 +476,10 @@ OTHER = {
             p["store"],
             p["split"],
             o / "run",
-            "--options",
-            '{"train": {"epoch": 3}}',
+            "--settings",
+            settings_file('{"train": {"epoch": 3}}'),
         ],
-        ["--options", "epoch"],
+        ["train.epoch", "unknown setting"],
     ),
     "train: zero epochs": (
         lambda p, t, o: [
@@ -486,8 +487,8 @@ OTHER = {
             p["store"],
             p["split"],
             o / "run",
-            "--options",
-            '{"train": {"epochs": 0}}',
+            "--settings",
+            settings_file('{"train": {"epochs": 0}}'),
         ],
         ["epochs"],
     ),
@@ -507,9 +508,9 @@ OTHER = {
         lambda p, t, o: summarize_argv(p, o, **{"--run-timings": []}),
         ["metrics.json", "latency"],
     ),
-    "summarize: --config not JSON": (
-        lambda p, t, o: [*summarize_argv(p, o), "--config", "{"],
-        ["--config", "not valid JSON"],
+    "summarize: --settings not JSON": (
+        lambda p, t, o: [*summarize_argv(p, o), "--settings", settings_file("{")],
+        ["settings", "not a readable settings file"],
     ),
     "tables: malformed summary": (
         lambda p, t, o: ["tables", o, "--summary", f"tiny/paper={_bad_json(t, '{')}"],
@@ -685,8 +686,8 @@ def test_odd_but_valid_sequences_run_through(project, tmp_path, capsys, change, 
             "distilled",
             "--soft-labels",
             out / "t.parquet",
-            "--options",
-            TRAIN_OPTIONS,
+            "--settings",
+            TRAIN_SETTINGS,
         ],
     ]
     for argv in steps:

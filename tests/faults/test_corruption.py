@@ -22,7 +22,7 @@ from geokd.models.teacher import read_soft_labels, soft_labels_metadata
 from tests.faults.conftest import (
     PROTOCOL,
     TARGETS,
-    TRAIN_OPTIONS,
+    TRAIN_SETTINGS,
     assert_same_results,
     clone_run,
     executed_jobs,
@@ -116,8 +116,8 @@ def _consumer_argv(p: dict, artifact: str, out: Path) -> list:
             "distilled",
             "--soft-labels",
             p["soft"],
-            "--options",
-            TRAIN_OPTIONS,
+            "--settings",
+            TRAIN_SETTINGS,
         ],
     }[artifact]
 

@@ -33,11 +33,12 @@ from tests.faults.conftest import (
     FAULTS,
     PROTOCOL,
     TARGETS,
-    TRAIN_OPTIONS,
+    TRAIN_SETTINGS,
     assert_same_results,
     fill,
     make_workdir,
     read_only,
+    settings_file,
     snakemake,
     snapshot,
     summarize_argv,
@@ -163,8 +164,8 @@ def _writers(p: dict, out: Path) -> dict[str, tuple[list, list, list[Path]]]:
                 0,
                 "--threads",
                 1,
-                "--options",
-                TRAIN_OPTIONS,
+                "--settings",
+                TRAIN_SETTINGS,
             ],
             [
                 "train",
@@ -175,8 +176,8 @@ def _writers(p: dict, out: Path) -> dict[str, tuple[list, list, list[Path]]]:
                 1,
                 "--threads",
                 1,
-                "--options",
-                TRAIN_OPTIONS,
+                "--settings",
+                TRAIN_SETTINGS,
             ],
             [
                 out / "run" / n
@@ -191,7 +192,7 @@ def _writers(p: dict, out: Path) -> dict[str, tuple[list, list, list[Path]]]:
         ),
         "summarize": (
             summarize,
-            [*summarize, "--config", '{"x": 1}'],
+            [*summarize, "--settings", settings_file({"x": 1})],
             [out / "summary.json", out / "timings.json"],
         ),
         "tables": (

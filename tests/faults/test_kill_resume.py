@@ -102,7 +102,7 @@ def test_kill_during_training_then_resume(tmp_path, reference_run, ledger):
     work = clone_run(reference_run["work"], tmp_path, drop=AFTER_TEACHER)
     # the fault point: a training job has used 60 % of the CPU time it took in the reference
     # run (past start-up, into the epochs; CPU time hardly depends on the machine's load)
-    bench = reference_run["work"] / "benchmarks/train_transformer/tiny/paper/seed0.tsv"
+    bench = reference_run["work"] / "benchmarks/train/tiny/paper/transformer/seed0.tsv"
     header, row = (line.split("\t") for line in bench.read_text().splitlines()[:2])
     cpu = float(dict(zip(header, row, strict=True)).get("cpu_time", 2.0))
     proc = start(work, *TARGETS)

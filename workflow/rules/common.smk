@@ -1,6 +1,6 @@
-# Shared set-up: config validation, wildcard constraints and named input/param functions.
-# Anything bigger than path and argument plumbing belongs in src/geokd.
-import json
+# What Snakemake needs: validation, resolved settings, constraints, targets, input functions, by
+# stage. Settings and defaults live in src/geokd/settings.py; each job gets its slice as a small
+# content-addressed JSON file (--settings): a changed setting reruns exactly the jobs it shapes.
 import sys
 from pathlib import Path
 
@@ -9,214 +9,116 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-# Jobs run `python -m geokd` with this checkout's sources on PYTHONPATH. Without --sdm conda,
-# `python` is the interpreter that runs Snakemake (the project's venv, activated or not); with
-# it, the rule's conda env.
+# Jobs run `python -m geokd` from this checkout (PYTHONPATH) with Snakemake's interpreter
+# (the venv) or, with --sdm conda, the rule's conda env.
 SRC = Path(workflow.basedir).parent / "src"
-# (shell.prefix formats its argument: doubled braces survive as shell braces)
-_prefix = (
-    f'set -euo pipefail; export PYTHONPATH="{SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
-)
+_prefix = f'set -euo pipefail; export PYTHONPATH="{SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
     _prefix += f'export PATH="{Path(sys.executable).parent}:$PATH"; '
 shell.prefix(_prefix)
 
 sys.path.insert(0, str(SRC))
 from geokd.distances.shards import matrix_pairs, planned_blocks  # noqa: E402
+from geokd.settings import MODELS, job_settings, resolve_all, write_settings_file  # noqa: E402
 
-DATASETS = config["datasets"]
-
-
-def _names(source=None):
-    return [n for n, d in DATASETS.items() if source is None or d["source"] == source]
+SETTINGS = resolve_all(config)  # SettingsError names the config key of a bad value
+SETTINGS_DIR = ".snakemake/geokd/settings"
 
 
-def _alternatives(names):
+def alternatives(names):
     return "|".join(names) if names else "(?!x)x"
 
 
+def named(source=None, generated=False):
+    """Names of the datasets of `source` (None: all), or with a generated SIGNUM folder."""
+    keep = [n for n, s in SETTINGS.items() if source in (None, s.dataset.source)]
+    return alternatives([n for n in keep if SETTINGS[n].dataset.synthetic_signum or not generated])
+
+
 wildcard_constraints:
-    dataset=_alternatives(_names()),
-    protocol=_alternatives(
-        sorted({p for d in DATASETS.values() for p in d["protocols"]})
-    ),
+    dataset=named(),
+    protocol=alternatives(sorted({p for s in SETTINGS.values() for p in s.dataset.protocols})),
     query="train|val|test",
     reference="train|val|test",
     metric="procrustes|paper|euclidean|hand",
     bi=r"\d+",
     bj=r"\d+",
     method="softmax|nngk",
+    model=alternatives(MODELS),
     seed=r"\d+",
 
 
+def settings_file(job):
+    """Param function: the file holding job family `job`'s settings slice for these wildcards."""
+
+    def path(wildcards):
+        values = job_settings(SETTINGS[wildcards.dataset], job, **dict(wildcards.items()))
+        return str(write_settings_file(values, SETTINGS_DIR))
+
+    return path
+
+
+# ---------------------------------------------------------------- paths and targets
 def store_path(dataset):
     return f"data/interim/{dataset}/sequences.parquet"
 
 
+def protocol_dir(dataset, protocol):
+    return f"results/{dataset}/{protocol}"
+
+
 def split_path(dataset, protocol):
-    return f"results/{dataset}/{protocol}/split.tsv"
+    return f"{protocol_dir(dataset, protocol)}/split.tsv"
 
 
-def all_splits():
-    return [split_path(d, p) for d in DATASETS for p in DATASETS[d]["protocols"]]
+def summary_path(dataset, protocol):
+    return f"{protocol_dir(dataset, protocol)}/summary.json"
 
 
-def _merged(base, over):
-    out = dict(base)
-    for key, value in over.items():
-        both = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _merged(out[key], value) if both else value
-    return out
-
-
-def settings(dataset, section):
-    """config[section] with datasets.<dataset>.overrides.<section> merged in (key by key)."""
-    overrides = DATASETS[dataset].get("overrides", {}).get(section, {})
-    return _merged(config.get(section, {}), overrides)
-
-
-def metrics(dataset):
-    distances = settings(dataset, "distances")
-    return DATASETS[dataset].get("metrics", distances.get("metrics", ["procrustes"]))
-
-
-def matrix_path(dataset, protocol, metric, query, reference):
-    return f"results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}.npy"
+def protocols():
+    return [(d, p) for d, s in SETTINGS.items() for p in s.dataset.protocols]
 
 
 def all_matrices():
     return [
-        matrix_path(d, p, m, q, r)
-        for d in DATASETS
-        for p, subjects in DATASETS[d]["protocols"].items()
-        for m in metrics(d)
-        for q, r in matrix_pairs(subjects)
+        f"{protocol_dir(d, p)}/distances/{m}/{q}-{r}.npy"
+        for d, p in protocols()
+        for m in SETTINGS[d].metrics
+        for q, r in matrix_pairs(SETTINGS[d].dataset.protocols[p])
     ]
-
-
-def summary_path(dataset, protocol):
-    return f"results/{dataset}/{protocol}/summary.json"
 
 
 def all_summaries():
-    return [summary_path(d, p) for d in DATASETS for p in DATASETS[d]["protocols"]]
+    return [summary_path(d, p) for d, p in protocols()]
 
 
 def all_outputs():
-    return [
-        "results/report.html",
-        "results/tables/accuracy.csv",
-        *all_matrices(),
-        *all_summaries(),
-    ]
+    return ["results/report.html", "results/tables/accuracy.csv", *all_matrices(), *all_summaries()]
 
 
-def block_size(dataset):
-    return settings(dataset, "distances").get("block_size", 64)
+# ---------------------------------------------------------------- ingest
+def raw_dir(wildcards):
+    return SETTINGS[wildcards.dataset].dataset.raw_dir
 
 
+def signum_manifest(wildcards):
+    s = SETTINGS[wildcards.dataset].dataset
+    return f"data/raw/{wildcards.dataset}" if s.synthetic_signum else s.manifest
+
+
+# ---------------------------------------------------------------- distances
 def distance_blocks(wildcards):
-    split = checkpoints.split.get(
-        dataset=wildcards.dataset, protocol=wildcards.protocol
-    ).output[0]
-    prefix = (
-        f"results/{wildcards.dataset}/{wildcards.protocol}/distances/{wildcards.metric}"
-    )
-    return [
-        f"{prefix}/{wildcards.query}-{wildcards.reference}/block_{bi}_{bj}.npy"
-        for bi, bj in planned_blocks(
-            split, wildcards.query, wildcards.reference, block_size(wildcards.dataset)
-        )
-    ]
+    """The matrix's planned blocks (known once the split checkpoint has run)."""
+    w = wildcards
+    split = checkpoints.split.get(dataset=w.dataset, protocol=w.protocol).output[0]
+    size = SETTINGS[w.dataset].distances.block_size
+    prefix = f"{protocol_dir(w.dataset, w.protocol)}/distances/{w.metric}/{w.query}-{w.reference}"
+    plan = planned_blocks(split, w.query, w.reference, size)
+    return [f"{prefix}/block_{bi}_{bj}.npy" for bi, bj in plan]
 
 
 def distance_block_sidecars(wildcards):
-    return [f"{path}.json" for path in distance_blocks(wildcards)]
-
-
-def matrix_args(wildcards):
-    distances = settings(wildcards.dataset, "distances")
-    params = distances.get("metric_params", {}).get(wildcards.metric, {})
-    args = [
-        f"--query {wildcards.query} --reference {wildcards.reference}",
-        f"--metric {wildcards.metric} --block-size {block_size(wildcards.dataset)}",
-        *(f"--param {k}={v}" for k, v in params.items()),
-    ]
-    if distances.get("window") is not None:
-        args.append(f"--window {distances['window']}")
-    return " ".join(args)
-
-
-def teacher_metric(dataset):
-    return settings(dataset, "teacher").get("metric", "procrustes")
-
-
-def teacher_matrix(wildcards):
-    return matrix_path(
-        wildcards.dataset,
-        wildcards.protocol,
-        teacher_metric(wildcards.dataset),
-        "train",
-        "train",
-    )
-
-
-def teacher_options(wildcards):
-    teacher = settings(wildcards.dataset, "teacher")
-    return json.dumps(teacher.get(wildcards.method, {}), sort_keys=True)
-
-
-def distillation_teacher(wildcards):
-    method = settings(wildcards.dataset, "teacher").get("distill_from", "softmax")
-    return f"results/{wildcards.dataset}/{wildcards.protocol}/teacher/{method}.parquet"
-
-
-def knn_k_max(wildcards):
-    return settings(wildcards.dataset, "knn").get("k_max", 30)
-
-
-def latency_queries(wildcards):
-    return settings(wildcards.dataset, "knn").get("latency_queries", 5)
-
-
-def metric_options(wildcards):
-    distances = settings(wildcards.dataset, "distances")
-    return json.dumps(distances.get("metric_params", {}).get(wildcards.metric, {}))
-
-
-def training_options(wildcards):
-    training = settings(wildcards.dataset, "training")
-    options = {k: training.get(k, {}) for k in ("train", "student")}
-    return json.dumps(options, sort_keys=True)
-
-
-def config_json(wildcards):
-    return json.dumps(config, sort_keys=True)
-
-
-def summary_inputs(wildcards):
-    d, p = wildcards.dataset, wildcards.protocol
-    seeds = settings(d, "training").get("seeds", [0, 1, 2])
-    models = ("transformer", "distilled")
-    return {
-        "store": store_path(d),
-        "knn": [f"results/{d}/{p}/knn/{m}.json" for m in metrics(d)],
-        "latency": [f"results/{d}/{p}/knn/latency_{teacher_metric(d)}.json"],
-        "teachers": [
-            f"results/{d}/{p}/teacher/{m}.json"
-            for m in settings(d, "teacher").get("methods", ["softmax", "nngk"])
-        ],
-        "runs": [
-            f"results/{d}/{p}/models/{m}/seed{s}/metrics.json"
-            for m in models
-            for s in seeds
-        ],
-        "run_timings": [
-            f"results/{d}/{p}/models/{m}/seed{s}/timings.json"
-            for m in models
-            for s in seeds
-        ],
-    }
+    return [f"{b}.json" for b in distance_blocks(wildcards)]
 
 
 def block_mem_mb(wildcards, input):
@@ -225,9 +127,8 @@ def block_mem_mb(wildcards, input):
 
 def block_runtime(wildcards, threads, attempt):
     """Minutes for one distance block: block_size**2 pairs at 5000 pairs per thread-minute
-    (300-frame sequences, ~6x margin; docs/cluster.md), times the attempt number.
-    """
-    pairs = block_size(wildcards.dataset) ** 2
+    (300-frame sequences, ~6x margin; docs/cluster.md), times the attempt number."""
+    pairs = SETTINGS[wildcards.dataset].distances.block_size**2
     return attempt * (5 + -(-pairs // (5000 * threads)))
 
 
@@ -235,77 +136,50 @@ def matrix_mem_mb(wildcards, input):
     return 500 + 3 * input.size_mb
 
 
-def raw_dir(wildcards):
-    return DATASETS[wildcards.dataset]["raw_dir"]
+# ---------------------------------------------------------------- teacher, KNN, students
+def teacher_matrix(wildcards):
+    base = protocol_dir(wildcards.dataset, wildcards.protocol)
+    return f"{base}/distances/{SETTINGS[wildcards.dataset].teacher.metric}/train-train.npy"
 
 
-def _flags(mapping):
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in mapping.items())
+def train_inputs(wildcards):
+    """Store and split; the distilled student also reads the chosen teacher's soft labels."""
+    d, p = wildcards.dataset, wildcards.protocol
+    inputs = {"store": store_path(d), "split": split_path(d, p)}
+    if wildcards.model == "distilled":
+        method = SETTINGS[d].teacher.distill_from
+        inputs["teacher"] = f"{protocol_dir(d, p)}/teacher/{method}.parquet"
+    return inputs
 
 
-def synthetic_args(wildcards):
-    return _flags(DATASETS[wildcards.dataset].get("synthetic", {}))
+def soft_labels_option(wildcards, input):
+    return f"--soft-labels {input.teacher}" if "teacher" in input.keys() else ""
 
 
-def skip_bad_flag(wildcards):
-    return "--skip-bad" if config.get("ingest", {}).get("skip_bad", False) else ""
-
-
-def layout_flag(wildcards):
-    return f"--layout {DATASETS[wildcards.dataset].get('layout', 'natural')}"
-
-
-def generated_signum():
-    return [n for n, d in DATASETS.items() if "synthetic_signum" in d]
-
-
-def signum_manifest(wildcards):
-    d = DATASETS[wildcards.dataset]
-    return f"data/raw/{wildcards.dataset}" if "synthetic_signum" in d else d["manifest"]
-
-
-def signum_args(wildcards):
-    d = DATASETS[wildcards.dataset]
-    return (
-        f"--dataset {wildcards.dataset} --landmarks {d.get('landmarks', 'both_hands')}"
-        f" --missing-landmarks {d.get('missing_landmarks', 'reject')}"
-        f" {skip_bad_flag(wildcards)}"
-    )
-
-
-def synthetic_signum_args(wildcards):
-    return _flags(DATASETS[wildcards.dataset]["synthetic_signum"])
-
-
-def protocol_args(wildcards):
-    protocol = DATASETS[wildcards.dataset]["protocols"][wildcards.protocol]
-    return " ".join(
-        f"--{split} " + " ".join(map(str, subjects))
-        for split, subjects in protocol.items()
-        if subjects
-    )
-
-
-def protocol_dir(dataset, protocol):
-    return f"results/{dataset}/{protocol}"
-
-
-def report_inputs(wildcards):
+# ---------------------------------------------------------------- summary and report
+def summary_inputs(wildcards):
+    d, p = wildcards.dataset, wildcards.protocol
+    s, base = SETTINGS[d], protocol_dir(d, p)
+    runs = [f"{base}/models/{m}/seed{n}" for m in s.training.models for n in s.training.seeds]
     return {
-        "stores": [store_path(d) for d in DATASETS],
-        "splits": all_splits(),
-        "matrices": all_matrices(),
-        "summaries": all_summaries(),
-        "tables": "results/tables/accuracy.csv",
+        "store": store_path(d),
+        "knn": [f"{base}/knn/{m}.json" for m in s.metrics],
+        "latency": [f"{base}/knn/latency_{s.teacher.metric}.json"],
+        "teachers": [f"{base}/teacher/{m}.json" for m in s.teacher.methods],
+        "runs": [f"{run}/metrics.json" for run in runs],
+        "run_timings": [f"{run}/timings.json" for run in runs],
     }
 
 
+def report_inputs(wildcards):
+    stores, splits = [store_path(d) for d in SETTINGS], [split_path(*dp) for dp in protocols()]
+    return dict(stores=stores, splits=splits, matrices=all_matrices(), summaries=all_summaries())
+
+
 def report_args(wildcards):
-    args = [f"--dataset {d}={store_path(d)}" for d in DATASETS]
-    for d in DATASETS:
-        for p in DATASETS[d]["protocols"]:
-            args.append(f"--split {d}/{p}={split_path(d, p)}")
-            args.append(f"--results {d}/{p}={protocol_dir(d, p)}")
+    args = [f"--dataset {d}={store_path(d)}" for d in SETTINGS]
+    for d, p in protocols():
+        args += [f"--split {d}/{p}={split_path(d, p)}", f"--results {d}/{p}={protocol_dir(d, p)}"]
     return " ".join(args)
 
 
@@ -313,11 +187,8 @@ def tables_args(wildcards):
     """Corrected runs as --summary; a dataset with `as_published_of: X` fills X's
     "as published" column (--as-published X/PROTOCOL=ITS_SUMMARY)."""
     args = []
-    for d, entry in DATASETS.items():
-        of = entry.get("as_published_of")
-        for p in entry["protocols"]:
-            if of is None:
-                args.append(f"--summary {d}/{p}={summary_path(d, p)}")
-            else:
-                args.append(f"--as-published {of}/{p}={summary_path(d, p)}")
+    for d, p in protocols():
+        of = SETTINGS[d].dataset.as_published_of
+        option = "--summary" if of is None else "--as-published"
+        args.append(f"{option} {of or d}/{p}={summary_path(d, p)}")
     return " ".join(args)

@@ -23,18 +23,20 @@ rule distance_block:
         mem_mb=block_mem_mb,
         runtime=block_runtime,
     params:
-        args=matrix_args,
+        settings=settings_file("distances"),
     shell:
         "python -m geokd distances block {input.store} {input.split} {output.npy}"
-        " --block {wildcards.bi} {wildcards.bj} --threads {threads} {params.args} > {log} 2>&1"
+        " --query {wildcards.query} --reference {wildcards.reference}"
+        " --block {wildcards.bi} {wildcards.bj} --threads {threads}"
+        " --settings {params.settings} > {log} 2>&1"
 
 
 rule distance_matrix:
     input:
-        store="data/interim/{dataset}/sequences.parquet",
-        split="results/{dataset}/{protocol}/split.tsv",
         blocks=distance_blocks,
         sidecars=distance_block_sidecars,
+        store="data/interim/{dataset}/sequences.parquet",
+        split="results/{dataset}/{protocol}/split.tsv",
     output:
         npy="results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}.npy",
         sidecar="results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}.npy.json",
@@ -47,7 +49,8 @@ rule distance_matrix:
     resources:
         mem_mb=matrix_mem_mb,
     params:
-        args=matrix_args,
+        settings=settings_file("distances"),
     shell:
         "python -m geokd distances assemble {input.store} {input.split} {output.npy}"
-        " {input.blocks} {params.args} > {log} 2>&1"
+        " {input.blocks} --query {wildcards.query} --reference {wildcards.reference}"
+        " --settings {params.settings} > {log} 2>&1"

@@ -9,14 +9,13 @@ rule ingest_synthetic:
     benchmark:
         "benchmarks/ingest_synthetic/{dataset}.tsv"
     wildcard_constraints:
-        dataset=_alternatives(_names("synthetic")),
+        dataset=named("synthetic"),
     conda:
         "../envs/core.yaml"
     params:
-        args=synthetic_args,
+        settings=settings_file("ingest"),
     shell:
-        "python -m geokd ingest synthetic {output} --dataset {wildcards.dataset} {params.args}"
-        " > {log} 2>&1"
+        "python -m geokd ingest synthetic {output} --settings {params.settings} > {log} 2>&1"
 
 
 rule ingest_utd_mhad:
@@ -29,15 +28,14 @@ rule ingest_utd_mhad:
     benchmark:
         "benchmarks/ingest_utd_mhad/{dataset}.tsv"
     wildcard_constraints:
-        dataset=_alternatives(_names("utd_mhad")),
+        dataset=named("utd_mhad"),
     conda:
         "../envs/core.yaml"
     params:
-        skip_bad=skip_bad_flag,
-        layout=layout_flag,
+        settings=settings_file("ingest"),
     shell:
-        "python -m geokd ingest utd-mhad {input.raw} {output} {params.skip_bad}"
-        " {params.layout} > {log} 2>&1"
+        "python -m geokd ingest utd-mhad {input.raw} {output} --settings {params.settings}"
+        " > {log} 2>&1"
 
 
 rule synthetic_signum:
@@ -48,13 +46,13 @@ rule synthetic_signum:
     benchmark:
         "benchmarks/synthetic_signum/{dataset}.tsv"
     wildcard_constraints:
-        dataset=_alternatives(generated_signum()),
+        dataset=named("signum", generated=True),
     conda:
         "../envs/core.yaml"
     params:
-        args=synthetic_signum_args,
+        settings=settings_file("synthetic_signum"),
     shell:
-        "python -m geokd synthetic-signum {output} {params.args} > {log} 2>&1"
+        "python -m geokd synthetic-signum {output} --settings {params.settings} > {log} 2>&1"
 
 
 rule ingest_signum:
@@ -67,10 +65,11 @@ rule ingest_signum:
     benchmark:
         "benchmarks/ingest_signum/{dataset}.tsv"
     wildcard_constraints:
-        dataset=_alternatives(_names("signum")),
+        dataset=named("signum"),
     conda:
         "../envs/core.yaml"
     params:
-        args=signum_args,
+        settings=settings_file("ingest"),
     shell:
-        "python -m geokd ingest signum {input.raw} {output} {params.args} > {log} 2>&1"
+        "python -m geokd ingest signum {input.raw} {output} --dataset {wildcards.dataset}"
+        " --settings {params.settings} > {log} 2>&1"

@@ -14,9 +14,9 @@ rule knn:
     conda:
         "../envs/core.yaml"
     params:
-        k_max=knn_k_max,
+        settings=settings_file("knn"),
     shell:
-        "python -m geokd knn {input.matrix} {input.split} {output} --k-max {params.k_max}"
+        "python -m geokd knn {input.matrix} {input.split} {output} --settings {params.settings}"
         " > {log} 2>&1"
 
 
@@ -34,9 +34,7 @@ rule knn_latency:
         "../envs/core.yaml"
     threads: 1
     params:
-        n_queries=latency_queries,
-        options=metric_options,
+        settings=settings_file("knn_latency"),
     shell:
-        "python -m geokd knn-latency {input.store} {input.split} {output}"
-        " --metric {wildcards.metric} --n-queries {params.n_queries} --threads {threads}"
-        " --options '{params.options}' > {log} 2>&1"
+        "python -m geokd knn-latency {input.store} {input.split} {output} --threads {threads}"
+        " --settings {params.settings} > {log} 2>&1"

@@ -4,6 +4,7 @@
 rule report_html:
     input:
         unpack(report_inputs),
+        tables="results/tables/accuracy.csv",
     output:
         html=report(
             "results/report.html",

@@ -13,6 +13,6 @@ checkpoint split:
     conda:
         "../envs/core.yaml"
     params:
-        args=protocol_args,
+        settings=settings_file("split"),
     shell:
-        "python -m geokd split {input} {output} {params.args} > {log} 2>&1"
+        "python -m geokd split {input} {output} --settings {params.settings} > {log} 2>&1"

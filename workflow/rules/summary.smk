@@ -15,11 +15,11 @@ rule summary:
     conda:
         "../envs/core.yaml"
     params:
-        config=config_json,
+        settings=settings_file("summary"),
     shell:
         "python -m geokd summarize {output.summary} --timings-out {output.timings}"
         " --dataset {wildcards.dataset}"
         " --protocol {wildcards.protocol} --store {input.store} --knn {input.knn}"
         " --teacher {input.teachers} --run {input.runs} --latency {input.latency}"
         " --run-timings {input.run_timings}"
-        " --config '{params.config}' > {log} 2>&1"
+        " --settings {params.settings} > {log} 2>&1"

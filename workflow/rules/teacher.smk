@@ -17,8 +17,7 @@ rule soft_labels:
     conda:
         "../envs/core.yaml"
     params:
-        options=teacher_options,
+        settings=settings_file("teacher"),
     shell:
         "python -m geokd teacher {input.matrix} {input.split} {output.labels}"
-        " {output.diagnostics} --method {wildcards.method} --options '{params.options}'"
-        " > {log} 2>&1"
+        " {output.diagnostics} --settings {params.settings} > {log} 2>&1"

@@ -19,7 +19,7 @@ from ..provenance import git_revision
 from .student import SkeletonTransformer, StudentConfig
 from .train import TrainConfig, trim
 
-CHECKPOINT_FORMAT = "geokd.models.student/1"
+CHECKPOINT_FORMAT = "geokd.student/1"
 
 
 def checkpoint_bytes(

@@ -5,7 +5,10 @@ resolve settings without importing it; their defaults are the only defaults
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 POOLINGS = ("mean", "last", "cls")
 POSITIONALS = ("sinusoidal", "learned", "none")
@@ -190,7 +193,8 @@ class TrainConfig:
     eval_batch_size : int
         Batch size of evaluation and prediction (default 256).
     device : str
-        Torch device (default ``"cpu"``; bitwise determinism is promised on the CPU only).
+        Torch device: ``"cpu"`` (default; bitwise determinism is promised on the CPU only),
+        ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (``"cuda"`` when a GPU is visible, else CPU).
     num_threads : int, optional
         ``torch.set_num_threads`` during training; None keeps the current setting.
     progress : bool
@@ -237,6 +241,8 @@ class TrainConfig:
                 "epochs, batch_size, eval_every, eval_batch_size and latency_batch_size "
                 "must be >= 1"
             )
+        if not DEVICE_RE.fullmatch(self.device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not self.temperature > 0 or not 0 <= self.val_fraction < 1:
             raise ValueError("temperature must be > 0 and val_fraction in [0, 1)")
 

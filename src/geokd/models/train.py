@@ -84,13 +84,20 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def resolve_device(device: str) -> torch.device:
+    """The torch device of a :class:`TrainConfig` ``device`` (``auto``: cuda if available)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 @contextlib.contextmanager
 def _deterministic(cfg: TrainConfig) -> Iterator[None]:
     before = torch.are_deterministic_algorithms_enabled()
     warn_before = torch.is_deterministic_algorithms_warn_only_enabled()
     with torch_threads(cfg.num_threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        torch.use_deterministic_algorithms(True, warn_only=not cfg.device.startswith("cpu"))
+        torch.use_deterministic_algorithms(True, warn_only=resolve_device(cfg.device).type != "cpu")
         try:
             yield
         finally:
@@ -206,7 +213,7 @@ def train(
         held = torch.from_numpy(_holdout(y.numpy(), cfg.val_fraction, cfg.seed))
         val, X, L, y = (X[held], L[held], y[held]), X[~held], L[~held], y[~held]
         P = None if P is None else P[~held]
-    dev = torch.device(cfg.device)
+    dev = resolve_device(cfg.device)
     if val is not None and "val" in eval_sets:
         raise ValueError("eval_sets may not use the name 'val' when a val set is given")
     history: dict = {k: [] for k in ("epoch", "loss", "ce", "kl", "lr", "seconds")}

@@ -1,0 +1,292 @@
+"""The steps behind the ``geokd`` subcommands (:mod:`geokd.cli` parses, these run).
+
+Every step reads its settings the same way: a ``--settings FILE`` (JSON, the job's slice of
+the config, :func:`geokd.settings.job_settings`) as the base, then any explicit command-line
+option on top. Defaults come from :mod:`geokd.settings` and the configs' dataclasses only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from .errors import InputError
+from .settings import (
+    JOB_FIELDS,
+    NngkSettings,
+    SettingsError,
+    SoftmaxSettings,
+    build,
+    read_settings_file,
+)
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    """The ``--settings`` file's object, or {} without one."""
+    return read_settings_file(args.settings) if getattr(args, "settings", None) else {}
+
+
+def _pick(args: argparse.Namespace, values: dict, name: str, default=None):
+    """An explicit option ``name`` if given, else ``values[name]``, else ``default``."""
+    given = getattr(args, name, None)
+    return given if given is not None else values.get(name, default)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def ingest_utd(args: argparse.Namespace) -> None:
+    from .data.utd_mhad import ingest
+
+    s = settings_of(args)
+    n, rejected = ingest(
+        args.raw_dir,
+        args.out,
+        skip_bad=bool(_pick(args, s, "skip_bad", False)),
+        rejected_out=args.rejected,
+        layout=_pick(args, s, "layout", "natural"),
+    )
+    _say(f"wrote {n} sequences to {args.out}; {len(rejected)} file(s) rejected")
+
+
+def _dataclass_options(args: argparse.Namespace, cls: type, base: dict, key: str):
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {**base, **{n: getattr(args, n) for n in fields if getattr(args, n, None) is not None}}
+    return build(cls, values, key)
+
+
+def ingest_synthetic(args: argparse.Namespace) -> None:
+    from .data.synthetic import SyntheticConfig, write_synthetic
+
+    cfg = _dataclass_options(
+        args, SyntheticConfig, settings_of(args).get("synthetic", {}), "synthetic"
+    )
+    write_synthetic(args.out, cfg)
+    _say(f"wrote synthetic dataset to {args.out} ({cfg})")
+
+
+def ingest_signum(args: argparse.Namespace) -> None:
+    from .data.signum import N_SIGNERS, N_SIGNS, ingest
+
+    s = settings_of(args)
+    n, rejected = ingest(
+        args.manifest,
+        args.out,
+        landmarks=_pick(args, s, "landmarks", "both_hands"),
+        missing=_pick(args, s, "missing_landmarks", "reject"),
+        skip_bad=bool(_pick(args, s, "skip_bad", False)),
+        rejected_out=args.rejected,
+        dataset=args.dataset or "signum",
+        n_signs=args.n_signs or N_SIGNS,
+        n_signers=args.n_signers or N_SIGNERS,
+    )
+    _say(f"wrote {n} sequences to {args.out}; {len(rejected)} sample(s) rejected")
+
+
+def synthetic_signum(args: argparse.Namespace) -> None:
+    from .data.signum_synthetic import SignumSyntheticConfig, write_synthetic_signum
+
+    base = settings_of(args).get("synthetic_signum", {})
+    cfg = _dataclass_options(args, SignumSyntheticConfig, base, "synthetic_signum")
+    manifest = write_synthetic_signum(args.out_dir, cfg)
+    _say(f"wrote synthetic SIGNUM-format set to {manifest} ({cfg})")
+
+
+def split(args: argparse.Namespace) -> None:
+    from .data.splits import write_split
+
+    protocol = dict(settings_of(args).get("protocol", {}))
+    for name in ("train", "val", "test"):
+        if getattr(args, name):
+            protocol[name] = getattr(args, name)
+    protocol = {k: v for k, v in protocol.items() if v}
+    for name in ("train", "test"):
+        if name not in protocol:
+            raise InputError(f"--{name}", "no subjects (give --settings or the option)")
+    table = write_split(args.store, args.out, protocol)
+    _say(f"wrote {args.out}: {table['split'].value_counts().to_dict()}")
+
+
+def _matrix_spec(args: argparse.Namespace):
+    from .distances.shards import MatrixSpec
+
+    s = settings_of(args)
+    params = dict(s.get("metric_params") or {})
+    for item in args.param or []:
+        key, _, value = item.partition("=")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            raise InputError(item, "expected --param NAME=NUMBER") from None
+    block_size = _pick(args, s, "block_size")
+    if block_size is None:
+        raise InputError("--block-size", "missing (give --settings or the option)")
+    spec = MatrixSpec(
+        args.query,
+        args.reference,
+        _pick(args, s, "metric", "procrustes"),
+        _pick(args, s, "window"),
+        params,
+    )
+    return spec, int(block_size)
+
+
+def distances_block(args: argparse.Namespace) -> None:
+    from .distances.shards import compute_block
+
+    spec, block_size = _matrix_spec(args)
+    block = tuple(args.block)
+    compute_block(args.store, args.split, args.out, spec, block, block_size, args.threads)
+    _say(f"wrote block {block} of {spec} to {args.out}")
+
+
+def distances_assemble(args: argparse.Namespace) -> None:
+    from .checksum import sha256_file
+    from .distances.shards import assemble
+
+    spec, block_size = _matrix_spec(args)
+    matrix = assemble(args.split, args.blocks, args.out, spec, block_size, sha256_file(args.store))
+    _say(f"wrote {matrix.shape} matrix to {args.out}")
+
+
+def teacher(args: argparse.Namespace) -> None:
+    from .atomic import write_text
+    from .models.teacher import make_soft_labels
+
+    s = settings_of(args)
+    method = _pick(args, s, "method", "softmax")
+    cls = {"softmax": SoftmaxSettings, "nngk": NngkSettings}.get(method)
+    if cls is None:
+        raise SettingsError("method", f"unknown teacher method {method!r}")
+    params = dataclasses.asdict(build(cls, {k: v for k, v in s.items() if k != "method"}, method))
+    result = make_soft_labels(args.matrix, args.split, args.out, method, **params)
+    write_text(args.diagnostics, json.dumps(result, indent=1, sort_keys=True) + "\n")
+    _say(f"wrote {args.out}: LOO accuracy {result['accuracy']:.3f}")
+
+
+def knn(args: argparse.Namespace) -> None:
+    from .models.knn import run_knn
+
+    k_max = int(_pick(args, settings_of(args), "k_max", 30))
+    if k_max < 1:
+        raise SettingsError("k_max", f"must be >= 1, got {k_max}")
+    result = run_knn(args.matrix, args.split, args.out, range(1, k_max + 1))
+    _say(f"wrote {args.out}: 1-NN accuracy {result['per_k']['1']['accuracy']:.3f}")
+
+
+def knn_latency(args: argparse.Namespace) -> None:
+    from .models.knn import knn_latency as measure
+
+    s = settings_of(args)
+    extra = dict(s.get("metric_params") or {})
+    if s.get("window") is not None:
+        extra["window"] = s["window"]
+    result = measure(
+        args.store,
+        args.split,
+        args.out,
+        metric=_pick(args, s, "metric", "procrustes"),
+        n_queries=int(_pick(args, s, "n_queries", 5)),
+        n_jobs=args.threads,
+        **extra,
+    )
+    _say(f"1-NN query: {result['ms_per_query']:.1f} ms")
+
+
+def train(args: argparse.Namespace) -> None:
+    from .models.config import StudentConfig, TrainConfig
+    from .models.runs import run_training
+
+    s = settings_of(args)
+    if unknown := sorted(set(s) - {"train", "student"}):
+        raise SettingsError(f"{args.settings}: {unknown[0]}", "unknown section: use train, student")
+    train_values = dict(s.get("train") or {})
+    if given := sorted(set(train_values) & set(JOB_FIELDS)):
+        raise SettingsError(f"train.{given[0]}", "set by the command line, not a setting")
+    tcfg = build(
+        TrainConfig, {**train_values, "progress": False, "num_threads": args.threads}, "train"
+    )
+    scfg = build(StudentConfig, s.get("student") or {}, "student")
+    result = run_training(
+        args.store, args.split, args.soft_labels, args.out_dir, args.mode, args.seed, tcfg, scfg
+    )
+    _say(f"{args.mode} seed {args.seed}: test accuracy {result['test']['accuracy']:.3f}")
+
+
+def summarize(args: argparse.Namespace) -> None:
+    from .report.summary import summarize as write_summary
+
+    write_summary(
+        args.out,
+        knn=args.knn,
+        teachers=args.teacher,
+        runs=args.run,
+        latency=args.latency,
+        store=args.store,
+        config=settings_of(args),
+        dataset=args.dataset,
+        protocol=args.protocol,
+        run_timings=args.run_timings,
+        timings_out=args.timings_out,
+    )
+
+
+def _keyed_paths(specs: list[str], option: str) -> dict[tuple[str, str], Path]:
+    """Parse ``DATASET/PROTOCOL=PATH`` options."""
+    out = {}
+    for spec in specs:
+        key, _, path = spec.partition("=")
+        name, _, protocol = key.partition("/")
+        if not path or not protocol or not name:
+            raise InputError(spec, f"expected {option} DATASET/PROTOCOL=PATH")
+        out[(name, protocol)] = Path(path)
+    return out
+
+
+def report(args: argparse.Namespace) -> None:
+    from .report.page import DatasetEntry, build_report
+
+    entries: dict[str, DatasetEntry] = {}
+    for spec in args.dataset:
+        name, _, path = spec.partition("=")
+        if not path:
+            raise InputError(spec, "expected --dataset NAME=STORE.parquet")
+        entries[name] = DatasetEntry(name=name, store=Path(path))
+    for option, specs, attr in (
+        ("--split", args.split, "splits"),
+        ("--results", args.results, "results"),
+    ):
+        for (name, protocol), path in _keyed_paths(specs, option).items():
+            if name not in entries:
+                raise InputError(f"{name}/{protocol}", f"{option} names no --dataset")
+            getattr(entries[name], attr)[protocol] = path
+    build_report(
+        args.out, list(entries.values()), figures_dir=args.figures, benchmarks_dir=args.benchmarks
+    )
+
+
+def tables(args: argparse.Namespace) -> None:
+    from .report.tables import write_tables
+
+    corrected = _keyed_paths(args.summary, "--summary")
+    published = _keyed_paths(args.as_published, "--as-published") or None
+    for path in write_tables(args.out_dir, corrected, published):
+        _say(f"wrote {path}")
+
+
+def verify(args: argparse.Namespace) -> int:
+    from .checksum import sidecar_path, verify_tree
+
+    artifacts, damaged = verify_tree(*args.paths)
+    for path, problem in damaged:
+        print(f"geokd: error: {path}: {problem}", file=sys.stderr)
+        if args.delete:
+            for p in (path, sidecar_path(path)) if path.suffix != ".json" else (path,):
+                p.unlink(missing_ok=True)
+    action = "deleted (the workflow recomputes them)" if args.delete else "damaged"
+    print(f"checked {len(artifacts)} artifact(s): {len(damaged)} {action}")
+    return 2 if damaged and not args.delete else 0

@@ -1,0 +1,372 @@
+"""The experiment settings: one dataclass per config section, the only place defaults live.
+
+``config/config.yaml`` is checked for structure, types and bounds against
+``workflow/schemas/config.schema.yaml`` (tested field by field against these dataclasses), then
+:func:`resolve` builds each dataset's :class:`Settings`: the top-level sections with the
+dataset's ``overrides`` merged in key by key, every absent key filled from the dataclass
+defaults, and the checks that need several keys at once (a subject in two splits, a subject the
+dataset does not have, ``n_heads`` not dividing ``d_model``, a NNGK ``k`` not smaller than the
+training set). A bad value raises :class:`SettingsError` naming its key path.
+
+Every workflow job gets the slice of the settings it uses (:func:`job_settings`) in a small
+content-addressed JSON file (:func:`write_settings_file`), passed as ``--settings FILE``: the
+printed command carries no config, and a change of a setting changes the file name, hence
+the job's params, so Snakemake reruns exactly the jobs it shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .atomic import write_text
+from .checksum import sha256_bytes
+from .data.signum import N_SIGNERS
+from .data.signum_synthetic import SignumSyntheticConfig
+from .data.skeleton import UTD_MHAD_ACTIONS
+from .data.synthetic import SyntheticConfig
+from .errors import InputError
+from .models.config import StudentConfig, TrainConfig
+
+#: UTD-MHAD: 8 subjects, 4 trials of each action (861 usable sequences)
+UTD_MHAD_SUBJECTS = 8
+UTD_MHAD_TRIALS = 4
+MODELS = ("transformer", "distilled")
+#: TrainConfig fields that are not settings: the job sets them (seed, loss, threads, no bar)
+JOB_FIELDS = ("seed", "mode", "num_threads", "progress")
+METRICS = ("procrustes", "paper", "euclidean", "hand")
+
+
+class SettingsError(ValueError):
+    """A bad setting: ``key`` is its dotted path in the config."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"config: {key}: {problem}")
+        self.key, self.problem = key, problem
+
+
+@dataclass
+class IngestSettings:
+    """``ingest``: ``skip_bad`` writes the good sequences and a table of rejected raw files
+    (``<store>.rejected.tsv``) instead of failing."""
+
+    skip_bad: bool = False
+
+
+@dataclass
+class DistanceSettings:
+    """``distances``: frame costs to compute, rows/columns per block (one job each), the
+    Sakoe-Chiba band (None: off) and per-metric parameters (``hand``: s1, s2, s3, delta)."""
+
+    metrics: list[str] = field(default_factory=lambda: ["procrustes"])
+    block_size: int = 64
+    window: int | None = None
+    metric_params: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class SoftmaxSettings:
+    """``teacher.softmax``: :func:`geokd.models.teacher.softmax_teacher`'s parameters."""
+
+    temperature: float = 0.02
+    exclude_self: bool = True
+    normalise: str = "minmax_offdiag"
+
+
+@dataclass
+class NngkSettings:
+    """``teacher.nngk``: :func:`geokd.models.teacher.nngk_teacher`'s parameters."""
+
+    k: int = 5
+    sigma: float | None = None
+    floor: float = 1e-3
+    exclude_self: bool = True
+
+
+@dataclass
+class TeacherSettings:
+    """``teacher``: which train x train matrix teaches, the soft-label methods to compute and
+    the one the distilled student learns from."""
+
+    metric: str = "procrustes"
+    methods: list[str] = field(default_factory=lambda: ["softmax", "nngk"])
+    distill_from: str = "softmax"
+    softmax: SoftmaxSettings = field(default_factory=SoftmaxSettings)
+    nngk: NngkSettings = field(default_factory=NngkSettings)
+
+
+@dataclass
+class KnnSettings:
+    """``knn``: the largest k evaluated and the test queries timed as exact 1-NN queries."""
+
+    k_max: int = 30
+    latency_queries: int = 5
+
+
+@dataclass
+class TrainingSettings:
+    """``training``: seeds, and the student's optimisation and architecture."""
+
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    models: list[str] = field(default_factory=lambda: list(MODELS))
+    train: TrainConfig = field(default_factory=TrainConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+
+
+@dataclass
+class DatasetSettings:
+    """``datasets.<name>``: where the sequences come from and the protocols run on them."""
+
+    source: str
+    protocols: dict[str, dict[str, list[int]]]
+    raw_dir: str | None = None
+    synthetic: SyntheticConfig | None = None
+    manifest: str | None = None
+    synthetic_signum: SignumSyntheticConfig | None = None
+    landmarks: str = "both_hands"
+    missing_landmarks: str = "reject"
+    layout: str = "natural"
+    as_published_of: str | None = None
+    metrics: list[str] | None = None
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    """Everything one dataset's jobs use, overrides merged and defaults filled."""
+
+    name: str
+    dataset: DatasetSettings
+    ingest: IngestSettings
+    distances: DistanceSettings
+    teacher: TeacherSettings
+    knn: KnnSettings
+    training: TrainingSettings
+
+    @property
+    def metrics(self) -> list[str]:
+        """The frame costs computed for this dataset (its own list, else ``distances``)."""
+        return self.dataset.metrics or self.distances.metrics
+
+
+SECTIONS = {
+    "ingest": IngestSettings,
+    "distances": DistanceSettings,
+    "teacher": TeacherSettings,
+    "knn": KnnSettings,
+    "training": TrainingSettings,
+}
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
+
+
+def _dataclass_of(tp) -> type | None:
+    """The dataclass in an annotation such as ``X`` or ``X | None``."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        found = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+        return found[0] if found else None
+    return None
+
+
+def build(cls: type, values: dict | None, key: str):
+    """``cls(**values)`` with nested dataclasses built too; unknown keys and the dataclass's
+    own ValueErrors become :class:`SettingsError` naming the key path."""
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise SettingsError(key, f"expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    if unknown := sorted(set(values) - names):
+        raise SettingsError(f"{key}.{unknown[0]}", f"unknown setting (known: {sorted(names)})")
+    kwargs = {}
+    for name, value in values.items():
+        inner = _dataclass_of(hints[name])
+        if inner is not None and (value is not None or inner is hints[name]):
+            value = build(inner, value, f"{key}.{name}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        field_key = next((f"{key}.{n}" for n in names if n in str(exc)), key)
+        raise SettingsError(field_key, str(exc)) from None
+
+
+def _n_subjects(d: DatasetSettings) -> int | None:
+    if d.source == "synthetic":
+        return (d.synthetic or SyntheticConfig()).n_subjects
+    if d.source == "utd_mhad":
+        return UTD_MHAD_SUBJECTS
+    if d.synthetic_signum is not None:
+        return d.synthetic_signum.n_signers
+    return N_SIGNERS
+
+
+def _max_per_subject(d: DatasetSettings) -> int | None:
+    """At most this many sequences per subject (None: not known before ingest)."""
+    if d.source == "synthetic":
+        cfg = d.synthetic or SyntheticConfig()
+        return cfg.n_classes * cfg.n_trials
+    if d.source == "utd_mhad":
+        return len(UTD_MHAD_ACTIONS) * UTD_MHAD_TRIALS
+    if d.synthetic_signum is not None:
+        cfg = d.synthetic_signum
+        return cfg.n_signs * cfg.n_repetitions
+    return None
+
+
+def _check_protocols(name: str, d: DatasetSettings) -> None:
+    n = _n_subjects(d)
+    for protocol, splits in d.protocols.items():
+        key = f"datasets.{name}.protocols.{protocol}"
+        seen: dict[int, str] = {}
+        for split, subjects in splits.items():
+            for s in subjects:
+                if s in seen:
+                    raise SettingsError(key, f"subject {s} is in both {seen[s]} and {split}")
+                if n is not None and not 1 <= s <= n:
+                    raise SettingsError(
+                        f"{key}.{split}", f"subject {s} does not exist ({d.source}: 1..{n})"
+                    )
+                seen[s] = split
+
+
+def resolve(config: dict, name: str) -> Settings:
+    """The :class:`Settings` of dataset ``name`` in ``config`` (a parsed config file)."""
+    datasets = config.get("datasets") or {}
+    if name not in datasets:
+        raise SettingsError(f"datasets.{name}", "no such dataset")
+    entry = datasets[name]
+    dataset = build(DatasetSettings, entry, f"datasets.{name}")
+    _check_protocols(name, dataset)
+    sections = {}
+    for section, cls in SECTIONS.items():
+        over = dataset.overrides.get(section) or {}
+        where = f"datasets.{name}.overrides.{section}" if over else section
+        values = _merged(config.get(section) or {}, over)
+        if section == "training":
+            for key in JOB_FIELDS:
+                if key in (values.get("train") or {}):
+                    raise SettingsError(
+                        f"{where}.train.{key}",
+                        "set by each job (seeds: training.seeds; threads: the profile's "
+                        "set-threads), not a setting",
+                    )
+        sections[section] = build(cls, values, where)
+    s = Settings(name=name, dataset=dataset, **sections)
+    _check_cross(s)
+    return s
+
+
+def _check_cross(s: Settings) -> None:
+    """Checks that need several settings at once."""
+    t, where = s.teacher, f"datasets.{s.name}"
+    if t.distill_from not in t.methods:
+        raise SettingsError("teacher.distill_from", f"{t.distill_from!r} not in teacher.methods")
+    if t.metric not in s.metrics:
+        raise SettingsError("teacher.metric", f"{t.metric!r} is not computed ({s.metrics})")
+    per_subject = _max_per_subject(s.dataset)
+    if "nngk" in t.methods and per_subject is not None:
+        for protocol, splits in s.dataset.protocols.items():
+            n_train = per_subject * len(splits.get("train", []))
+            if t.nngk.k >= n_train:
+                raise SettingsError(
+                    "teacher.nngk.k",
+                    f"k = {t.nngk.k} is not smaller than the training set of "
+                    f"{where}.protocols.{protocol} (at most {n_train} sequences)",
+                )
+    for metric in s.distances.metric_params:
+        if metric not in METRICS:
+            raise SettingsError(f"distances.metric_params.{metric}", "unknown metric")
+
+
+def resolve_all(config: dict) -> dict[str, Settings]:
+    """:func:`resolve` for every dataset, in config order."""
+    return {name: resolve(config, name) for name in config.get("datasets") or {}}
+
+
+def job_settings(s: Settings, job: str, **wildcards) -> dict:
+    """The slice of ``s`` that the workflow job family ``job`` uses (JSON-ready).
+
+    Only what shapes a job's outputs is in its slice, so a changed setting reruns exactly
+    the jobs it shapes (e.g. a new seed does not rerun the other seeds).
+    """
+    asdict = dataclasses.asdict
+    d = s.dataset
+    if job == "ingest":
+        out = {"source": d.source, "skip_bad": s.ingest.skip_bad}
+        if d.source == "synthetic":
+            cfg = dataclasses.replace(d.synthetic or SyntheticConfig(), dataset=s.name)
+            out["synthetic"] = asdict(cfg)
+        elif d.source == "utd_mhad":
+            out["layout"] = d.layout
+        else:
+            out |= {"landmarks": d.landmarks, "missing_landmarks": d.missing_landmarks}
+        return out
+    if job == "synthetic_signum":
+        return {"synthetic_signum": asdict(d.synthetic_signum or SignumSyntheticConfig())}
+    if job == "split":
+        return {"protocol": d.protocols[wildcards["protocol"]]}
+    if job == "distances":
+        metric = wildcards["metric"]
+        return {
+            "metric": metric,
+            "block_size": s.distances.block_size,
+            "window": s.distances.window,
+            "metric_params": s.distances.metric_params.get(metric, {}),
+        }
+    if job == "teacher":
+        return {"method": wildcards["method"], **asdict(getattr(s.teacher, wildcards["method"]))}
+    if job == "knn":
+        return {"k_max": s.knn.k_max}
+    if job == "knn_latency":
+        metric = wildcards["metric"]
+        return {
+            "metric": metric,
+            "n_queries": s.knn.latency_queries,
+            "window": s.distances.window,
+            "metric_params": s.distances.metric_params.get(metric, {}),
+        }
+    if job == "train":
+        train = {k: v for k, v in asdict(s.training.train).items() if k not in JOB_FIELDS}
+        return {"train": train, "student": asdict(s.training.student)}
+    if job == "summary":
+        return {section: asdict(getattr(s, section)) for section in ("dataset", *SECTIONS)}
+    raise ValueError(f"no settings slice for job {job!r}")
+
+
+def settings_bytes(values: dict) -> bytes:
+    """The one JSON format of geokd's settings files (sorted keys, indent 1)."""
+    return (json.dumps(values, indent=1, sort_keys=True) + "\n").encode()
+
+
+def write_settings_file(values: dict, folder: str | os.PathLike) -> Path:
+    """Write ``values`` to ``folder/<sha256[:16]>.json`` (atomically, once) and return it."""
+    data = settings_bytes(values)
+    path = Path(folder) / f"{sha256_bytes(data)[:16]}.json"
+    if not path.exists():
+        write_text(path, data.decode())
+    return path
+
+
+def read_settings_file(path: str | os.PathLike) -> dict:
+    """The JSON object in a ``--settings`` file; :class:`SettingsError` naming it otherwise."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable settings file ({exc})") from None
+    if not isinstance(value, dict):
+        raise InputError(path, "a settings file holds a JSON object")
+    return value
