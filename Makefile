@@ -16,7 +16,7 @@ export PATH := $(BIN):$(PATH)
 # --quiet rules: one line per finished job, not every job's inputs and outputs (a few hundred
 # lines for the whole run; the logs of each job are in logs/, a failed job's command is printed)
 report: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --quiet rules results/report.html
+	$(BIN)/snakemake --cores $(CORES) results/report.html --quiet rules
 
 # DVC (docs/dvc.md): fetch the tracked data and outputs from the remote, then mark them up to
 # date for Snakemake, which judges by file times (DVC restores contents, not times).

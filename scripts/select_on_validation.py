@@ -1,64 +1,73 @@
-"""Choose the student and the teacher temperature on subject-wise validation folds.
+"""Choose settings on subject-wise validation folds inside the training subjects.
 
 The test split is never read. Each fold holds out one training subject (``--val-subjects``);
-the teacher's soft labels are recomputed from the train x train matrix restricted to the
-remaining subjects, and every (student, teacher) pair is trained for each seed and scored on
-the held-out subject. Prints one JSON line per pair (mean and std over folds x seeds) and a
-table at the end. How config/utd_mhad.yaml's student and softmax temperature were chosen:
+teachers (soft labels, and the distances the ``metric`` family matches) come from the
+train x train matrix restricted to the fold's remaining subjects. Every variant is trained for
+each fold and seed with geokd's own training code and scored on the held-out subject. Base
+settings are a dataset's resolved settings (``--config``, ``--dataset``; ``per_model``
+merged); a variant changes some of them:
 
-    python scripts/select_on_validation.py \
-        --store data/interim/utd_mhad/sequences.parquet \
-        --split results/utd_mhad/paper/split.tsv \
-        --matrix results/utd_mhad/paper/distances/procrustes/train-train.npy \
-        --val-subjects 4 5 --temperatures 0.02 0.05 0.1 0.2 0.3
+    python scripts/select_on_validation.py --config config/utd_mhad.yaml --dataset utd_mhad \\
+        --store data/interim/utd_mhad/sequences.parquet \\
+        --split results/utd_mhad/paper/split.tsv \\
+        --matrix results/utd_mhad/paper/distances/procrustes/train-train.npy \\
+        --val-subjects 4 5 --seeds 0 1 2 \\
+        --variant 'ce={"model": "transformer"}' \\
+        --variant 'kd T=0.2 w=0.8={"model": "distilled", "temperature": 0.2,
+                   "train": {"kd_weight": 0.8}}' \\
+        --out docs/validation/utd_mhad_paper.jsonl
 
-A student is a JSON object of StudentConfig fields (``--student NAME=JSON``, any
-number); the default set is the small students compared for the latency target.
+A variant is ``NAME=JSON`` with ``model`` (a family), optional ``train`` and ``student``
+(TrainConfig / StudentConfig fields) and, for ``distilled``, the teacher: ``teacher``
+(``softmax`` or ``nngk``) with ``temperature`` or ``k``. One JSON line per variant (mean and
+std over folds x seeds, every run's accuracy) goes to stdout and ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from geokd.data.splits import read_split
 from geokd.data.store import load_sequences
-from geokd.distances.shards import load_matrix
-from geokd.models.student import StudentConfig, prepare
+from geokd.distances import load_matrix
+from geokd.models.student import prepare
 from geokd.models.teacher import nngk_teacher, softmax_teacher
-from geokd.models.train import TrainConfig, evaluate, train
+from geokd.models.train import evaluate, train
+from geokd.settings import build, resolve
 
-STUDENTS = {
-    "f24-d48-l1": {"max_frames": 24, "d_model": 48, "ff_dim": 96, "n_layers": 1},
-    "f16-d48-l1": {"max_frames": 16, "d_model": 48, "ff_dim": 96, "n_layers": 1},
-    "f32-d32-l1": {"max_frames": 32, "d_model": 32, "ff_dim": 64, "n_layers": 1},
-    "f128-d64-l2": {"max_frames": 128, "d_model": 64, "ff_dim": 128, "n_layers": 2},
-}
-AUGMENT = {"dropout": 0.1, "augment_rotate": 15, "augment_scale": 0.1}
+
+def _variant(text: str) -> tuple[str, dict]:
+    name, _, spec = text.partition("=")
+    value = json.loads(spec)
+    if not name or not isinstance(value, dict) or "model" not in value:
+        raise SystemExit(f"--variant {text!r}: expected NAME=JSON with a 'model'")
+    return name, value
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", required=True, help="config file with the dataset")
+    ap.add_argument("--dataset", required=True, help="dataset whose settings are the base")
     ap.add_argument("--store", required=True)
     ap.add_argument("--split", required=True)
     ap.add_argument("--matrix", required=True, help="train x train .npy (with its sidecar)")
     ap.add_argument("--val-subjects", type=int, nargs="+", required=True)
-    ap.add_argument("--temperatures", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2])
-    ap.add_argument("--nngk-k", type=int, nargs="*", default=[], help="also NNGK teachers")
-    ap.add_argument("--student", action="append", default=[], metavar="NAME=JSON")
+    ap.add_argument("--variant", action="append", required=True, metavar="NAME=JSON")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", help="append one JSON line per variant here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    students = dict(s.split("=", 1) for s in args.student) if args.student else None
-    students = {k: json.loads(v) for k, v in students.items()} if students else STUDENTS
+    settings = resolve(yaml.safe_load(Path(args.config).read_text()), args.dataset)
 
     seqs, meta = load_sequences(args.store)
     row = {s: i for i, s in enumerate(meta["sequence_id"].astype(str))}
@@ -71,57 +80,55 @@ def main() -> None:
     D, info = load_matrix(args.matrix)
     if list(info["row_ids"]) != ids:
         raise SystemExit(f"{args.matrix}: rows are not the training ids of {args.split}")
-
     folds = []
     for vs in args.val_subjects:
         val = subject == vs
         if not val.any() or val.all():
             raise SystemExit(f"subject {vs} is not a proper part of the training split")
-        fit = ~val
-        Dfit, yfit = D[np.ix_(fit, fit)], y[fit]
-        teachers = {"ce": None}
-        for t in args.temperatures:
-            teachers[f"softmax T={t:g}"] = softmax_teacher(Dfit, yfit, n_classes, temperature=t)
-        for k in args.nngk_k:
-            teachers[f"nngk k={k}"] = nngk_teacher(Dfit, yfit, n_classes, k=k)
-        folds.append((fit, val, teachers))
+        folds.append((~val, val))
 
-    results = []
-    for name, fields in students.items():
-        scfg = StudentConfig(**{**AUGMENT, **fields})
-        X, L = prepare([seqs[row[s]] for s in ids], scfg.max_frames, scfg.normalise)
-        for teacher in folds[0][2]:
-            accs, t0 = [], time.perf_counter()
-            for (fit, val, teachers), seed in itertools.product(folds, args.seeds):
-                mode = "transformer" if teacher == "ce" else "distilled"
-                cfg = TrainConfig(
-                    epochs=args.epochs,
-                    batch_size=args.batch_size,
-                    seed=seed,
-                    mode=mode,
-                    progress=False,
-                )
-                P = teachers[teacher]
-                model, _ = train(X[fit], L[fit], y[fit], P, cfg, scfg, n_classes=n_classes)
-                accs.append(evaluate(model, X[val], L[val], y[val], n_classes)["accuracy"])
-            res = {
-                "student": name,
-                "teacher": teacher,
-                "val_mean": float(np.mean(accs)),
-                "val_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
-                "val_per_run": accs,
-                "seconds": time.perf_counter() - t0,
-            }
-            results.append(res)
-            print(json.dumps(res), flush=True)
-    print(f"\n{'student':<14} {'teacher':<16} {'val acc (%)':>14}  gain over ce")
-    base = {r["student"]: r["val_mean"] for r in results if r["teacher"] == "ce"}
-    for r in results:
-        gain = 100 * (r["val_mean"] - base[r["student"]])
-        print(
-            f"{r['student']:<14} {r['teacher']:<16} "
-            f"{100 * r['val_mean']:6.2f} +- {100 * r['val_std']:4.2f}  {gain:+.2f}"
-        )
+    prepared = {}
+    for name, spec in map(_variant, args.variant):
+        tcfg, scfg = settings.training.for_model(spec["model"])
+        tcfg = build(type(tcfg), {**dataclasses.asdict(tcfg), **spec.get("train", {})}, "train")
+        scfg = build(type(scfg), {**dataclasses.asdict(scfg), **spec.get("student", {})}, "student")
+        key = (scfg.max_frames, scfg.normalise, scfg.frame, scfg.resampling)
+        if key not in prepared:
+            prepared[key] = prepare([seqs[row[s]] for s in ids], *key)
+        X, L = prepared[key]
+        accs, t0 = [], time.perf_counter()
+        for (fit, val), seed in itertools.product(folds, args.seeds):
+            Dfit, yfit = D[np.ix_(fit, fit)], y[fit]
+            P = None
+            if spec["model"] == "distilled":
+                if spec.get("teacher", "softmax") == "nngk":
+                    P = nngk_teacher(
+                        Dfit, yfit, n_classes, k=spec.get("k", settings.teacher.nngk.k)
+                    )
+                else:
+                    t = spec.get("temperature", settings.teacher.softmax.temperature)
+                    P = softmax_teacher(Dfit, yfit, n_classes, temperature=t)
+            cfg = dataclasses.replace(
+                tcfg, mode=spec["model"], seed=seed, progress=False, num_threads=args.threads
+            )
+            model, _ = train(
+                X[fit], L[fit], yfit, P, cfg, scfg, n_classes=n_classes, teacher_D=Dfit
+            )
+            accs.append(evaluate(model, X[val], L[val], y[val], n_classes)["accuracy"])
+        res = {
+            "variant": name,
+            "spec": spec,
+            "val_subjects": args.val_subjects,
+            "seeds": args.seeds,
+            "val_mean": float(np.mean(accs)),
+            "val_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+            "val_per_run": accs,
+            "seconds": time.perf_counter() - t0,
+        }
+        print(json.dumps(res), flush=True)
+        if args.out:
+            with open(args.out, "a") as fh:
+                fh.write(json.dumps(res) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 import geokd
@@ -27,6 +28,7 @@ from geokd.report import plots_results as rplots
 from geokd.report import summary as summary_mod
 from geokd.report.html import figure_stage
 from geokd.report.page import DatasetEntry, build_report
+from geokd.report.results import _comparison_html, mode_title
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVIL = '<script>alert("x")</script>'
@@ -323,6 +325,22 @@ N_RESULT_FIGURES = 8
 # test split of the toy store (subjects 3, 4): 3 classes x 2 subjects x 2 trials, 4 per class
 KNN_CORRECT = {1: (4, 3, 2), 2: (3, 3, 2), 3: (4, 4, 2)}
 MODEL_CORRECT = {"transformer": ((2, 2, 1), (3, 2, 2)), "distilled": ((4, 3, 1), (3, 3, 3))}
+# five families: metric (10/12, 10/12) is the best geometry-taught model, label smoothing
+# (7/12, 8/12) the best labels-only one
+FIVE_CORRECT = {
+    "transformer": ((2, 2, 1), (3, 2, 2)),
+    "label_smoothing": ((3, 2, 2), (3, 3, 2)),
+    "distilled": ((4, 3, 1), (3, 3, 3)),
+    "metric": ((4, 4, 2), (4, 3, 3)),
+    "nngk": ((2, 2, 2), (3, 2, 1)),
+}
+TITLES = {
+    "transformer": "Transformer (labels only)",
+    "label_smoothing": "Label smoothing (labels only)",
+    "distilled": "Distilled student",
+    "metric": "Metric distillation",
+    "nngk": "NNGK head (labels only)",
+}
 
 
 def _assert_self_contained(text: str) -> _Collector:
@@ -368,8 +386,11 @@ def _write_json(path: Path, obj: dict) -> Path:
     return path
 
 
-def _make_results(store: Path, rdir: Path, protocol: str = "paper") -> Path:
-    """A results folder like the workflow's, from hand-made files, with a summary.json."""
+def _make_results(
+    store: Path, rdir: Path, protocol: str = "paper", models: dict = MODEL_CORRECT
+) -> Path:
+    """A results folder like the workflow's, from hand-made files, with a summary.json;
+    ``models``: family -> correct test answers per class, one tuple per seed."""
     rng = np.random.default_rng(7)
     rdir.mkdir(parents=True, exist_ok=True)
     split = _write_split(store, rdir / "split.tsv", [1, 2], [3, 4])
@@ -420,7 +441,7 @@ def _make_results(store: Path, rdir: Path, protocol: str = "paper") -> Path:
         )
     ]
     runs = []
-    for mode, per_seed in MODEL_CORRECT.items():
+    for mode, per_seed in models.items():
         for seed, correct in enumerate(per_seed):
             run = rdir / "models" / mode / f"seed{seed}"
             epochs = [1, 2, 3, 4, 5]
@@ -518,10 +539,8 @@ def _assert_tables_match_summary(text: str, summary: dict) -> None:
             f'<td class="num">{_pct(res["best_accuracy"])}</td>'
             f'<td class="num">{_pct(f1[str(k)])}</td>'
         ) in text
-    for mode, title in (
-        ("transformer", "Transformer (labels only)"),
-        ("distilled", "Distilled student"),
-    ):
+    for mode in summary_mod.model_names(summary):
+        title = html.escape(TITLES.get(mode) or mode_title(mode))
         res = summary[mode]
         cell = f"{_pct(res['accuracy_mean'])} ± {_pct(res['accuracy_std'])}"
         seeds = ", ".join(
@@ -670,6 +689,83 @@ def test_missing_result_files_skip_their_sections(results_built, tmp_path):
     entry = DatasetEntry("toy", entry.store, results={"paper": tmp_path / "empty"})
     build_report(out, [entry])
     assert len(_parse(out.read_text()).imgs) == 3
+
+
+def test_report_leads_with_the_comparison_of_five_families(built, tmp_path):
+    rdir = _make_results(built["store"], tmp_path / "toy" / "paper", models=FIVE_CORRECT)
+    out = tmp_path / "r.html"
+    build_report(out, [DatasetEntry("toy", built["store"], results={"paper": rdir})])
+    text = out.read_text()
+    assert len(_assert_self_contained(text).imgs) == 3 + N_RESULT_FIGURES
+    summary = summary_mod.read_summary(rdir / "summary.json")
+    _assert_tables_match_summary(text, summary)
+    cmp = summary["comparisons"]
+    assert (cmp["geometry"], cmp["labels_only"]) == ("metric", "label_smoothing")
+    assert cmp["differences"] == pytest.approx([3 / 12, 2 / 12])
+    # the comparison leads the first results sub-section
+    section = text[text.index('id="ds0-r0-acc"') :]
+    assert section.index("The models compared") < section.index("Test accuracy; models")
+    for mode, per_seed in FIVE_CORRECT.items():
+        accs = [sum(c) / 12 for c in per_seed]
+        cell = f"{_pct(np.mean(accs))} ± {_pct(np.std(accs, ddof=1))}"
+        side = "geometry-taught" if mode in ("distilled", "metric") else "labels only"
+        # batch 1: mean of 0.5 and 0.75; batched: best of 0.125 and 1.125
+        assert (
+            f'<td>{html.escape(TITLES[mode])}</td><td>{side}</td><td class="num">{cell}</td>'
+            '<td class="num">2</td><td class="num">0.625</td><td class="num">0.125</td>'
+        ) in text
+    assert (
+        '<td>KNN 1-NN (procrustes)</td><td>teacher</td><td class="num">75.00</td>'
+        '<td class="num">&ndash;</td><td class="num">12.346</td>'
+    ) in text
+    lo, hi = (100 * x for x in cmp["ci95"])
+    assert (
+        "Gain of Metric distillation over Label smoothing (labels only), paired by seed: "
+        f"+{100 * np.mean([3 / 12, 2 / 12]):.2f} points (95 % CI {lo:.2f} to {hi:.2f}) "
+        "over 2 seed(s): 0, 1."
+    ) in text
+    assert "not significant" in cmp["verdict"]
+    assert f"<strong>Verdict:</strong> {html.escape(cmp['verdict'])}</p>" in text
+    assert "Best overall: Metric distillation, 83.33 % test accuracy." in text
+
+
+def test_comparison_is_robust_to_missing_pieces():
+    assert _comparison_html({}) == ""
+    one = {"transformer": {"accuracy_mean": 0.5, "per_seed": {"0": 0.5}}}
+    text = _comparison_html(one)
+    assert "No comparison: a geometry-taught or a labels-only model is missing." in text
+    assert '<td class="num">50.00</td>' + '<td class="num">&ndash;</td>' * 3 in text
+    # an older summary: no comparisons, winner or per-model times, the student's time only
+    model = {"accuracy_mean": 0.6, "accuracy_std": 0.0, "n_seeds": 1, "per_seed": {"0": 0.6}}
+    old = {
+        "transformer": {**model, "per_seed": {"0": 0.5}, "accuracy_mean": 0.5},
+        "distilled": model,
+        "inference": {"student_ms_per_sample": 0.4},
+    }
+    text = _comparison_html(old)
+    assert '<td class="num">0.400</td><td class="num">&ndash;</td>' in text
+    assert "distilled is ahead of transformer by 10.0 points on 1 paired seed" in text
+    assert "Best overall: Distilled student, 60.00 % test accuracy." in text
+
+
+def test_new_families_have_legend_labels_and_colours():
+    runs = [{"epoch": [1, 2], "loss": [1.0, 0.5], "ce": [1.0, 0.5]}]
+    fig = rplots.training_curves({m: runs for m in (*TITLES, "metric_ensemble")})
+    ax = fig.get_axes()[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "transformer (labels only), 1 seed(s)",
+        "label smoothing (labels only), 1 seed(s)",
+        "distilled, 1 seed(s)",
+        "metric distillation, 1 seed(s)",
+        "NNGK head (labels only), 1 seed(s)",
+        "metric ensemble, 1 seed(s)",
+    ]
+    assert len({line.get_color() for line in ax.lines}) == 6
+    fig = rplots.per_class_accuracy({"A": [1.0], "KNN": [0.5]}, ["c"], {"A": "#aa3377"})
+    bars = fig.get_axes()[0].patches
+    assert to_hex(bars[0].get_facecolor()) == "#aa3377"
+    assert to_hex(bars[1].get_facecolor()) == rplots.MODE_COLORS["knn"]
+    assert mode_title("distilled_ensemble") == "Distilled student, ensemble"
 
 
 def test_bad_results_are_clear_errors(results_built, tmp_path):

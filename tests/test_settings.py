@@ -283,7 +283,9 @@ def test_job_slices_hold_only_what_shapes_the_job(tmp_path):
     train = job_settings(s, "train", model="distilled", seed="1")
     assert set(train) == {"train", "student"} and not set(train["train"]) & set(JOB_FIELDS)
     again = resolve(_with("training.seeds", [0, 1, 2, 3]), "synthetic")
-    assert job_settings(again, "train") == train  # a new seed reruns no other seed
+    assert job_settings(again, "train", model="distilled") == train  # no other seed reruns
+    assert "kd_weight" in train["train"] and "label_smoothing" not in train["train"]
+    assert "kd_weight" not in job_settings(s, "train", model="transformer")["train"]
     assert job_settings(s, "knn") == {"k_max": CONFIG["knn"]["k_max"]}
     teacher = job_settings(s, "teacher", method="nngk")
     assert teacher["method"] == "nngk" and teacher["k"] == CONFIG["teacher"]["nngk"]["k"]

@@ -110,3 +110,122 @@ def test_knn_and_latency_steps_on_a_small_store(fake_utd, tmp_path):
         write_split(store, tmp_path / "other.tsv", {"train": [1], "test": [3]})
         run_knn(matrix, tmp_path / "other.tsv", tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
+
+
+FAMILIES = {  # accuracy per seed (0, 1, 2) and batch-1 latency per family
+    "transformer": ([0.50, 0.55, 0.60], 1.0),
+    "label_smoothing": ([0.60, 0.62, 0.64], 1.1),
+    "distilled": ([0.70, 0.66, 0.65], 1.2),
+    "metric": ([0.63, 0.66, 0.67], 1.3),
+    "nngk": ([0.55, 0.58, 0.61], 2.0),
+}
+
+
+def _family_runs(tmp_path, families=FAMILIES):
+    """metrics.json (no latency) and timings.json of every family and seed."""
+    runs, timings = [], []
+    for mode, (accs, lat1) in families.items():
+        for seed, acc in enumerate(accs):
+            m = {"mode": mode, "seed": seed, "epoch": 5, "test": {"accuracy": acc, "macro_f1": acc}}
+            runs.append(_write(tmp_path / f"{mode}{seed}.json", m))
+            lat = {"batch_1": lat1 + seed, "batch_64": lat1 / 10, "device": "cpu", "threads": 1}
+            t = {"mode": mode, "seed": seed, "train_seconds": 1.0, "latency_ms_per_sample": lat}
+            timings.append(_write(tmp_path / f"{mode}{seed}.timings.json", t))
+    return runs, timings
+
+
+def _summarize_families(tmp_path, families=FAMILIES, name="summary.json"):
+    knn = _write(
+        tmp_path / "knn.json",
+        {
+            "metric": "procrustes",
+            "per_k": {"1": {"accuracy": 0.4, "macro_f1": 0.3}},
+            "best_k": 1,
+            "best_accuracy": 0.4,
+        },
+    )
+    latency = _write(tmp_path / "lat.json", {"metric": "procrustes", "ms_per_query": 60.0})
+    runs, timings = _family_runs(tmp_path, families)
+    out = tmp_path / name
+    s = summarize(
+        out,
+        knn=[knn],
+        teachers=[],
+        runs=runs,
+        latency=[latency],
+        store=_write(tmp_path / "store.bin", {}),
+        config={"a": 1},
+        dataset="d",
+        protocol="p",
+        run_timings=timings,
+        timings_out=tmp_path / f"timings_{name}",
+    )
+    return s, out, tmp_path / f"timings_{name}"
+
+
+def test_summary_compares_five_families(tmp_path):
+    s, out, timings = _summarize_families(tmp_path)
+    written = json.loads(out.read_text())
+    for mode, (accs, _) in FAMILIES.items():
+        entry = written[mode]
+        assert {"accuracy_mean", "accuracy_std", "per_seed", "n_seeds", "macro_f1_mean"} <= set(
+            entry
+        )
+        assert entry["accuracy_mean"] == pytest.approx(np.mean(accs))
+        assert entry["accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+        assert entry["n_seeds"] == 3
+    cmp = written["comparisons"]
+    # distilled (mean 0.67) beats metric (0.6533); label_smoothing (0.62) is the best labels-only
+    assert (cmp["geometry"], cmp["labels_only"]) == ("distilled", "label_smoothing")
+    diffs = np.array([0.70 - 0.60, 0.66 - 0.62, 0.65 - 0.64])
+    assert cmp["seeds"] == [0, 1, 2] and cmp["n"] == 3
+    assert cmp["differences"] == pytest.approx(diffs)
+    assert cmp["mean_difference"] == pytest.approx(diffs.mean())
+    half = 4.302652729749462 * diffs.std(ddof=1) / np.sqrt(3)
+    assert cmp["ci95"] == pytest.approx([diffs.mean() - half, diffs.mean() + half])
+    assert "not significant" in cmp["verdict"] and "3 paired seeds" in cmp["verdict"]
+    assert written["winner"] == {"model": "distilled", "accuracy": pytest.approx(0.67)}
+    # measured times stay out of summary.json; per-model latency is in timings.json
+    assert "inference" not in written and "train_seconds" not in written
+    inf = json.loads(timings.read_text())["inference"]
+    assert sorted(inf["models"]) == sorted(FAMILIES)
+    for mode, (_, lat1) in FAMILIES.items():
+        lat = inf["models"][mode]
+        assert lat["ms_per_sample"] == pytest.approx(lat1 + 1)  # mean of lat1 + 0, 1, 2
+        assert lat["ms_per_sample_batched"] == pytest.approx(lat1 / 10)
+        assert lat["speedup"] == pytest.approx(60.0 / (lat1 + 1))
+    # the student keys stay those of the distilled model
+    assert inf["student_ms_per_sample"] == inf["models"]["distilled"]["ms_per_sample"]
+    assert inf["student_ms_per_sample_batched"] == pytest.approx(0.12)
+    assert inf["speedup"] == pytest.approx(60.0 / 2.2)
+    assert s["inference"] == inf
+    # the same inputs give the same summary.json to the byte
+    _, again, _ = _summarize_families(tmp_path, name="again.json")
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_summary_without_one_side_has_no_comparison(tmp_path):
+    labels_only = {m: FAMILIES[m] for m in ("transformer", "nngk")}
+    s, out, _ = _summarize_families(tmp_path, labels_only)
+    written = json.loads(out.read_text())
+    assert "comparisons" not in written
+    # KNN 1-NN (0.4) loses to the models; without distilled the student is the first model
+    assert written["winner"] == {"model": "nngk", "accuracy": pytest.approx(0.58)}
+    assert s["inference"]["student_ms_per_sample"] == pytest.approx(2.0)
+
+
+def test_run_without_latency_is_an_error(tmp_path):
+    runs, timings = _family_runs(tmp_path, {"metric": FAMILIES["metric"]})
+    with pytest.raises(InputError, match="metric1.json: no latency_ms_per_sample"):
+        summarize(
+            tmp_path / "s.json",
+            knn=[],
+            teachers=[],
+            runs=runs,
+            latency=[],
+            store=_write(tmp_path / "store.bin", {}),
+            config={},
+            dataset="d",
+            protocol="p",
+            run_timings=[timings[0], timings[2]],
+        )

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from geokd.errors import InputError
+from geokd.report.run_facts import read_benchmarks
 from geokd.report.tables import (
     TableRow,
     latex_escape,
-    read_benchmarks,
     write_tables,
 )
 
@@ -285,3 +285,51 @@ def test_read_benchmarks_sums_and_maxima(tmp_path):
     (tmp_path / "bad" / "x.tsv").write_text("a\tb\n1\t2\n")
     with pytest.raises(InputError, match="no 's' column"):
         read_benchmarks(tmp_path)
+
+
+def test_other_model_families_get_their_own_corrected_columns(tmp_path):
+    """Label smoothing, metric distillation, NNGK: columns in "corrected" only."""
+    five = _summary({"procrustes": 0.5}, [0.60, 0.62], [0.70, 0.72], {})
+    five["label_smoothing"] = {**five["transformer"], "accuracy_mean": 0.65, "n_seeds": 1}
+    five["metric"] = {**five["distilled"], "accuracy_mean": 0.75}
+    five["nngk"] = {**five["transformer"], "accuracy_mean": 0.55}
+    five["inference"] = {
+        "student_ms_per_sample": 0.5,
+        "models": {
+            "distilled": {"ms_per_sample": 0.5, "ms_per_sample_batched": 0.05},
+            "nngk": {"ms_per_sample": 0.8, "ms_per_sample_batched": 0.08},
+        },
+    }
+    rows = {("utd_mhad", "paper"): five, ("utd_mhad", "cross_subject"): OURS_XS}
+    write_tables(tmp_path, rows, as_published={("utd_mhad", "paper"): PAPER_UTD})
+    utd, xs = _csv(tmp_path / "accuracy.csv")
+    assert list(utd) == list(xs)  # one header for every row
+    assert utd["corrected_label_smoothing_pct"] == _pct(0.65)
+    assert utd["corrected_label_smoothing_n_seeds"] == "1"
+    assert utd["corrected_metric_pct"] == _pct(0.75)
+    assert utd["corrected_metric_std_pct"] == _pct(np.std([0.70, 0.72], ddof=1))
+    assert utd["corrected_nngk_pct"] == _pct(0.55)
+    assert xs["corrected_nngk_pct"] == xs["corrected_metric_n_seeds"] == "n/a"
+    assert not any(k.startswith(("as_published_nngk", "published_nngk")) for k in utd)
+    # columns: the corrected group in display order after KNN, transformer, distilled
+    corrected = [k for k in utd if k.startswith("corrected_") and k.endswith("_pct")]
+    corrected = [k for k in corrected if not k.endswith("_std_pct")]
+    assert corrected == [
+        f"corrected_{m}_pct"
+        for m in ("knn", "transformer", "distilled", "label_smoothing", "metric", "nngk")
+    ]
+    text = (tmp_path / "accuracy.tex").read_text()
+    assert r"\multicolumn{6}{c}{Corrected (ours)}" in text
+    assert "Label smoothing & Metric distillation & NNGK head" in text
+    body = _tex_body(tmp_path / "accuracy.tex")
+    pm = r" $\pm$ " + _pct(np.std([0.70, 0.72], ddof=1), 2)  # copied stds, two seeds
+    assert body[0][-3:] == ["65.00", _pct(0.75, 2) + pm, "55.00" + pm]
+    assert body[1][-3:] == ["n/a"] * 3
+    assert all(len(row) == 2 + 3 + 3 + 6 for row in body)
+    inf, inf_xs = _csv(tmp_path / "inference.csv")
+    assert (inf["corrected_distilled_batch1_ms"], inf["corrected_nngk_batched_ms"]) == (
+        "0.5000",
+        "0.0800",
+    )
+    assert inf_xs["corrected_nngk_batch1_ms"] == "n/a"
+    assert "nngk" not in (tmp_path / "inference.tex").read_text()  # the student's times only

@@ -14,6 +14,7 @@ import sys
 
 from . import __version__, commands
 from .errors import InputError
+from .models.config import MODES
 
 SETTINGS_HELP = "JSON file of this step's settings (the workflow writes one per job)"
 
@@ -195,9 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("store", help="Parquet sequence store")
     train.add_argument("split", help="split table (TSV)")
     train.add_argument("out_dir", help="output folder: model.pt, history.json, metrics.json")
-    train.add_argument("--mode", choices=["transformer", "distilled"], default="transformer")
+    train.add_argument("--mode", choices=MODES, default="transformer", help="model family")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--soft-labels", help="teacher soft labels (Parquet), for distilled")
+    train.add_argument("--distances", help="train x train distance matrix (.npy), for metric")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.add_argument(
         "--settings", metavar="FILE", help='JSON: {"train": {TrainConfig}, "student": {...}}'

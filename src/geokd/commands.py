@@ -212,7 +212,15 @@ def train(args: argparse.Namespace) -> None:
     )
     scfg = build(StudentConfig, s.get("student") or {}, "student")
     result = run_training(
-        args.store, args.split, args.soft_labels, args.out_dir, args.mode, args.seed, tcfg, scfg
+        args.store,
+        args.split,
+        args.soft_labels,
+        args.out_dir,
+        args.mode,
+        args.seed,
+        tcfg,
+        scfg,
+        distances_path=args.distances,
     )
     _say(f"{args.mode} seed {args.seed}: test accuracy {result['test']['accuracy']:.3f}")
 

@@ -31,12 +31,12 @@ from .data.signum_synthetic import SignumSyntheticConfig
 from .data.skeleton import UTD_MHAD_ACTIONS
 from .data.synthetic import SyntheticConfig
 from .errors import InputError
-from .models.config import StudentConfig, TrainConfig
+from .models.config import MODE_FIELDS, MODES, StudentConfig, TrainConfig
 
 #: UTD-MHAD: 8 subjects, 4 trials of each action (861 usable sequences)
 UTD_MHAD_SUBJECTS = 8
 UTD_MHAD_TRIALS = 4
-MODELS = ("transformer", "distilled")
+MODELS = MODES
 #: TrainConfig fields that are not settings: the job sets them (seed, loss, threads, no bar)
 JOB_FIELDS = ("seed", "mode", "num_threads", "progress")
 METRICS = ("procrustes", "paper", "euclidean", "hand")
@@ -116,6 +116,17 @@ class TrainingSettings:
     models: list[str] = field(default_factory=lambda: list(MODELS))
     train: TrainConfig = field(default_factory=TrainConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
+    #: per model family: ``{"train": {...}, "student": {...}}`` merged over train and student
+    per_model: dict[str, dict] = field(default_factory=dict)
+
+    def for_model(self, model: str) -> tuple[TrainConfig, StudentConfig]:
+        """The train and student settings of one model family (``per_model`` merged in)."""
+        over = self.per_model.get(model) or {}
+        train = build(TrainConfig, {**_fields(self.train), **(over.get("train") or {})}, "train")
+        student = build(
+            StudentConfig, {**_fields(self.student), **(over.get("student") or {})}, "student"
+        )
+        return train, student
 
 
 @dataclass
@@ -161,6 +172,10 @@ SECTIONS = {
     "knn": KnnSettings,
     "training": TrainingSettings,
 }
+
+
+def _fields(obj) -> dict:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
 def _merged(base: dict, over: dict) -> dict:
@@ -287,6 +302,21 @@ def _check_cross(s: Settings) -> None:
                     f"k = {t.nngk.k} is not smaller than the training set of "
                     f"{where}.protocols.{protocol} (at most {n_train} sequences)",
                 )
+    for model in s.training.models:
+        if model not in MODELS:
+            raise SettingsError("training.models", f"unknown model {model!r} (known: {MODELS})")
+    for model, over in s.training.per_model.items():
+        key = f"training.per_model.{model}"
+        if model not in MODELS:
+            raise SettingsError(key, f"unknown model (known: {MODELS})")
+        if unknown := sorted(set(over) - {"train", "student"}):
+            raise SettingsError(f"{key}.{unknown[0]}", "unknown section: use train, student")
+        if given := sorted(set(over.get("train") or {}) & set(JOB_FIELDS)):
+            raise SettingsError(f"{key}.train.{given[0]}", "set by each job, not a setting")
+        try:
+            s.training.for_model(model)
+        except SettingsError as err:
+            raise SettingsError(f"{key}.{err.key}", err.problem) from None
     for metric in s.distances.metric_params:
         if metric not in METRICS:
             raise SettingsError(f"distances.metric_params.{metric}", "unknown metric")
@@ -340,8 +370,14 @@ def job_settings(s: Settings, job: str, **wildcards) -> dict:
             "metric_params": s.distances.metric_params.get(metric, {}),
         }
     if job == "train":
-        train = {k: v for k, v in asdict(s.training.train).items() if k not in JOB_FIELDS}
-        return {"train": train, "student": asdict(s.training.student)}
+        model = wildcards.get("model", "transformer")
+        tcfg, scfg = s.training.for_model(model)
+        others = {f for m, fs in MODE_FIELDS.items() if m != model for f in fs}
+        train = {k: v for k, v in asdict(tcfg).items() if k not in {*JOB_FIELDS, *others}}
+        student = asdict(scfg)
+        if model != "nngk" and scfg.head == "linear":
+            student = {k: v for k, v in student.items() if not k.startswith("nngk_")}
+        return {"train": train, "student": student}
     if job == "summary":
         return {section: asdict(getattr(s, section)) for section in ("dataset", *SECTIONS)}
     raise ValueError(f"no settings slice for job {job!r}")

@@ -143,17 +143,21 @@ def teacher_matrix(wildcards):
 
 
 def train_inputs(wildcards):
-    """Store and split; the distilled student also reads the chosen teacher's soft labels."""
+    """Store and split; distilled reads the teacher's soft labels, metric the train matrix."""
     d, p = wildcards.dataset, wildcards.protocol
     inputs = {"store": store_path(d), "split": split_path(d, p)}
     if wildcards.model == "distilled":
         method = SETTINGS[d].teacher.distill_from
         inputs["teacher"] = f"{protocol_dir(d, p)}/teacher/{method}.parquet"
+    if wildcards.model == "metric":
+        inputs["distances"] = teacher_matrix(wildcards)
     return inputs
 
 
-def soft_labels_option(wildcards, input):
-    return f"--soft-labels {input.teacher}" if "teacher" in input.keys() else ""
+def teacher_option(wildcards, input):
+    """--soft-labels (distilled) or --distances (metric): what the model learns from."""
+    extra = {"teacher": "--soft-labels", "distances": "--distances"}
+    return " ".join(f"{flag} {input[k]}" for k, flag in extra.items() if k in input.keys())
 
 
 # ---------------------------------------------------------------- summary and report

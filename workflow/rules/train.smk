@@ -1,4 +1,5 @@
-# Sequences (+ the teacher's soft labels for `distilled`) -> one student per model and seed.
+# Sequences (+ the teacher's soft labels for `distilled`, the train x train matrix for `metric`)
+# -> one student per model family and seed.
 # A job writes all its outputs as one atomic unit; model.pt.json is the checkpoint's checksum,
 # timings.json the measured times (everything else is the same to the byte for the same seed).
 
@@ -23,9 +24,9 @@ rule train:
         mem_mb=4000,
     params:
         settings=settings_file("train"),
-        soft_labels=soft_labels_option,
+        teacher=teacher_option,
         out_dir=subpath(output.metrics, parent=True),
     shell:
         "python -m geokd train {input.store} {input.split} {params.out_dir}"
-        " --mode {wildcards.model} --seed {wildcards.seed} {params.soft_labels}"
+        " --mode {wildcards.model} --seed {wildcards.seed} {params.teacher}"
         " --threads {threads} --settings {params.settings} > {log} 2>&1"

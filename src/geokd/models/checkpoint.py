@@ -36,6 +36,7 @@ def checkpoint_bytes(
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "in_features": model.in_features,
         "n_classes": model.n_classes,
+        "n_memory": 0 if model.nngk is None else int(model.nngk.memory.shape[0]),
         "student_config": asdict(student_cfg),
         "train_config": asdict(train_cfg),
         "seed": train_cfg.seed,
@@ -86,7 +87,10 @@ def load_checkpoint(
         raise InputError(path, f"not a {CHECKPOINT_FORMAT} checkpoint")
     state = payload.pop("state_dict")
     model = SkeletonTransformer(
-        payload["in_features"], payload["n_classes"], StudentConfig(**payload["student_config"])
+        payload["in_features"],
+        payload["n_classes"],
+        StudentConfig(**payload["student_config"]),
+        payload.get("n_memory", 0),
     )
     model.load_state_dict(state)
     return model.to(device).eval(), payload

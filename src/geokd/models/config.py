@@ -6,10 +6,12 @@ resolve settings without importing it; their defaults are the only defaults
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
+FRAMES = ("none", "body_sequence", "body_frame")
+STREAMS = ("joints", "bones", "velocity")
 POOLINGS = ("mean", "last", "cls")
 POSITIONALS = ("sinusoidal", "learned", "none")
 
@@ -65,6 +67,28 @@ class StudentConfig:
     augment_frame_drop : float
         Training only: probability in ``[0, 1)`` that a valid frame is dropped; the rest are
         moved up and the length shrinks (at least one frame is kept; default 0: off).
+    frame : {"none", "body_sequence", "body_frame"}
+        Input coordinates (:func:`geokd.models.streams.body_frame`): ``"none"`` keeps the
+        camera coordinates (then ``normalise`` applies); ``"body_sequence"`` rotates each
+        sequence once into its body frame (hip centre origin, hips/shoulders along x, spine
+        along y, torso length 1); ``"body_frame"`` does so per frame (glitch frames keep the
+        previous frame's rotation). Body frames need the 20-joint Kinect skeleton
+        (default ``"none"``).
+    resampling : {"nearest", "linear"}
+        ``"nearest"``: sequences longer than ``max_frames`` keep uniformly spaced frames,
+        shorter ones are zero-padded; ``"linear"``: every sequence is interpolated to exactly
+        ``max_frames`` frames (default ``"nearest"``).
+    streams : list of {"joints", "bones", "velocity"}
+        Input streams computed inside the model from the (augmented) joints and concatenated
+        per frame: joints, bones (child minus parent) and velocities (next frame minus this
+        one, times ``velocity_scale``); default ``["joints"]``.
+    velocity_scale : float
+        Multiplier of the velocity stream (default 1).
+    head : {"linear", "nngk"}
+        Classifier on the pooled embedding: a linear layer, or nearest-neighbour Gaussian
+        kernels over stored training embeddings (:mod:`geokd.models.nngk`; default linear).
+    nngk_k, nngk_floor : int, float
+        NNGK head: neighbours and probability floor (default 50, 0.001).
     """
 
     d_model: int = 64
@@ -85,8 +109,31 @@ class StudentConfig:
     augment_scale: float = 0.0
     augment_time_warp: float = 0.0
     augment_frame_drop: float = 0.0
+    frame: str = "none"
+    resampling: str = "nearest"
+    streams: list[str] = field(default_factory=lambda: ["joints"])
+    velocity_scale: float = 1.0
+    head: str = "linear"
+    nngk_k: int = 50
+    nngk_floor: float = 1e-3
 
     def __post_init__(self) -> None:
+        self.streams = list(self.streams)
+        for name, value, allowed in (
+            ("frame", self.frame, FRAMES),
+            ("resampling", self.resampling, ("nearest", "linear")),
+            ("head", self.head, ("linear", "nngk")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if (
+            not self.streams
+            or set(self.streams) - set(STREAMS)
+            or len(set(self.streams)) < len(self.streams)
+        ):
+            raise ValueError(f"streams must be distinct names of {STREAMS}, got {self.streams}")
+        if self.nngk_k < 1 or not 0 <= self.nngk_floor < 1:
+            raise ValueError("nngk_k must be >= 1 and nngk_floor in [0, 1)")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.positional not in POSITIONALS:
@@ -148,7 +195,14 @@ class StudentConfig:
         raise ValueError(f"no paper preset for dataset {dataset!r}; use 'utd_mhad' or 'signum'")
 
 
-MODES = ("transformer", "distilled")
+#: model families: the loss (and for nngk the head) each trains with
+MODES = ("transformer", "label_smoothing", "distilled", "metric", "nngk")
+#: TrainConfig fields that only one family reads (the others' jobs ignore them)
+MODE_FIELDS = {
+    "label_smoothing": ("label_smoothing",),
+    "distilled": ("distillation", "kd_weight", "alpha", "beta", "temperature"),
+    "metric": ("metric_loss", "metric_weight", "metric_tau"),
+}
 
 
 @dataclass
@@ -165,10 +219,29 @@ class TrainConfig:
         Peak learning rate and decoupled weight decay (default 1e-3, 1e-2).
     seed : int
         Seed of initialisation, dropout, shuffling and augmentation (default 0).
-    mode : {"transformer", "distilled"}
-        Loss (module docstring; default ``"transformer"``).
+    mode : {"transformer", "label_smoothing", "distilled", "metric", "nngk"}
+        Model family (:mod:`geokd.models.losses`; default ``"transformer"``).
+    label_smoothing : float
+        ``label_smoothing`` mode: uniform smoothing epsilon of the cross-entropy (default 0.1).
+    distillation : {"kl", "paper"}
+        ``distilled`` mode. ``"kl"`` (default): ``(1 - w) CE(z, y) + w KL(P || softmax(z))``
+        with ``w = kd_weight``; the teacher's soft labels are tempered once, in distance space
+        (``teacher.softmax.temperature``), and used as given. ``"paper"``: the original
+        ``alpha CE + beta T^2 KL(P || softmax(z / T))`` (a second temperature on top of the
+        tempered teacher; "as published" runs only).
+    kd_weight : float
+        Weight ``w`` in [0, 1] of the teacher term with ``distillation="kl"`` (default 0.5).
     alpha, beta, temperature : float
-        Distillation weights and temperature ``T`` (default 0.5, 0.5, 3.0).
+        ``distillation="paper"`` only: its weights and temperature (default 0.5, 0.5, 3.0).
+    metric_loss : {"rkd", "neighbourhood"}
+        ``metric`` mode: distance matching (RKD-D) or neighbourhood KL between the batch's
+        embedding distances and its Procrustes-DTW distances (default ``"rkd"``).
+    metric_weight, metric_tau : float
+        Weight of the metric term added to CE, and the neighbourhood loss's temperature
+        (default 1.0, 0.1).
+    decay_norms_biases : bool
+        Apply weight decay to LayerNorm weights, biases and other 1-D parameters too
+        (default False: standard practice decays only weight matrices).
     optimizer : {"adamw", "adam"}
         ``"adam"`` adds weight decay to the gradient (L2), as ``torch.optim.Adam``.
     scheduler : {"cosine", "constant"}
@@ -207,9 +280,16 @@ class TrainConfig:
     weight_decay: float = 1e-2
     seed: int = 0
     mode: str = "transformer"
+    label_smoothing: float = 0.1
+    distillation: str = "kl"
+    kd_weight: float = 0.5
     alpha: float = 0.5
     beta: float = 0.5
     temperature: float = 3.0
+    metric_loss: str = "rkd"
+    metric_weight: float = 1.0
+    metric_tau: float = 0.1
+    decay_norms_biases: bool = False
     optimizer: str = "adamw"
     scheduler: str = "cosine"
     warmup_epochs: int = 5
@@ -225,6 +305,15 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.distillation not in ("kl", "paper") or self.metric_loss not in (
+            "rkd",
+            "neighbourhood",
+        ):
+            raise ValueError("distillation must be kl|paper and metric_loss rkd|neighbourhood")
+        if not 0 <= self.kd_weight <= 1 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("kd_weight must be in [0, 1] and label_smoothing in [0, 1)")
+        if self.metric_weight < 0 or not self.metric_tau > 0:
+            raise ValueError("metric_weight must be >= 0 and metric_tau > 0")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.optimizer not in ("adamw", "adam") or self.scheduler not in ("cosine", "constant"):

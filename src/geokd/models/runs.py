@@ -15,6 +15,7 @@ from ..atomic import write_many
 from ..checksum import sha256_file, sidecar_bytes
 from ..data.splits import read_split
 from ..data.store import load_sequences
+from ..distances.shards import load_aligned
 from ..errors import InputError
 from ..provenance import git_revision
 from .checkpoint import CHECKPOINT_FORMAT, checkpoint_bytes, latency_ms_per_sample
@@ -36,6 +37,7 @@ def run_training(
     seed: int = 0,
     train_cfg: TrainConfig | None = None,
     student_cfg: StudentConfig | None = None,
+    distances_path: str | os.PathLike | None = None,
 ) -> dict:
     """Train one student on a store and split table and write, in ``out_dir``, as one atomic
     unit: ``model.pt`` with its checksum sidecar ``model.pt.json``, ``history.json`` (per-epoch
@@ -54,6 +56,9 @@ def run_training(
         Teacher soft labels of exactly the training ids (:func:`.teacher.read_soft_labels`);
         required for ``mode="distilled"``, not read otherwise.
     mode, seed : override ``train_cfg.mode`` and ``train_cfg.seed``.
+    distances_path : path or None
+        The train x train distance matrix (:func:`geokd.distances.load_aligned`); required
+        for ``mode="metric"``, not read otherwise.
 
     Returns
     -------
@@ -81,7 +86,13 @@ def run_training(
         idx = np.array([row[s] for s in sel])
         if not np.array_equal(table.loc[table["split"] == split, "label"].to_numpy(), labels[idx]):
             raise InputError(split_table, f"labels of split '{split}' differ from {store_path}")
-        X, L = prepare([sequences[i] for i in idx], scfg.max_frames, scfg.normalise)
+        X, L = prepare(
+            [sequences[i] for i in idx],
+            scfg.max_frames,
+            scfg.normalise,
+            scfg.frame,
+            scfg.resampling,
+        )
         parts[split] = (X, L, labels[idx], sel)
     if "train" not in parts or "test" not in parts:
         raise InputError(split_table, "needs 'train' and 'test' rows")
@@ -105,12 +116,28 @@ def run_training(
         if t_P.shape[1] != n_classes:
             raise InputError(soft_labels_path, f"{t_P.shape[1]} classes, store has {n_classes}")
         P = t_P[[pos[s] for s in train_ids]]  # (N_train, C) in split-table order
+    D = None
+    if cfg.mode == "metric":
+        if distances_path is None:
+            raise InputError("distances_path", "mode 'metric' needs the train x train matrix")
+        inputs["distances"] = distances_path
+        D = load_aligned(distances_path, split_table, "train", "train")[0]  # split-table order
     X, L, y, _ = parts["train"]
     val = parts["val"][:3] if "val" in parts else None
     t0 = time.perf_counter()
     model, history = train(
-        X, L, y, P, cfg, scfg, eval_sets={"test": parts["test"][:3]}, val=val, n_classes=n_classes
+        X,
+        L,
+        y,
+        P,
+        cfg,
+        scfg,
+        eval_sets={"test": parts["test"][:3]},
+        val=val,
+        n_classes=n_classes,
+        teacher_D=D,
     )
+    scfg = model.cfg  # the nngk family trains the NNGK head
     seconds = time.perf_counter() - t0
     with torch_threads(cfg.num_threads):
         result = {s: evaluate(model, *parts[s][:3], n_classes, cfg.eval_batch_size) for s in parts}

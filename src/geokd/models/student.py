@@ -34,6 +34,8 @@ import torch
 from torch import nn
 
 from .config import POOLINGS, POSITIONALS, StudentConfig
+from .nngk import NNGKHead
+from .streams import body_frame, bones_for, n_stream_features, resample, stream_features
 
 __all__ = [
     "POOLINGS",
@@ -73,7 +75,11 @@ def resample_indices(n_frames: int, max_frames: int) -> np.ndarray:
 
 
 def prepare(
-    sequences: Sequence[np.ndarray], max_frames: int = 128, normalise: bool = True
+    sequences: Sequence[np.ndarray],
+    max_frames: int = 128,
+    normalise: bool = True,
+    frame: str = "none",
+    resampling: str = "nearest",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack (T, K, 3) sequences into a zero-padded model input.
 
@@ -84,7 +90,12 @@ def prepare(
     max_frames : int
         Padded length ``T_max``; longer sequences are resampled uniformly.
     normalise : bool
-        Apply :func:`normalise_sequence` (before resampling, to the whole sequence).
+        Apply :func:`normalise_sequence` (before resampling, to the whole sequence) when
+        ``frame`` is ``"none"``.
+    frame : {"none", "body_sequence", "body_frame"}
+        Body-frame coordinates (:func:`geokd.models.streams.body_frame`) instead.
+    resampling : {"nearest", "linear"}
+        :func:`geokd.models.streams.resample`.
 
     Returns
     -------
@@ -102,9 +113,11 @@ def prepare(
         seq = np.asarray(seq, dtype=np.float64)
         if seq.ndim != 3 or seq.shape[1:] != (k, 3) or seq.shape[0] < 1:
             raise ValueError(f"sequence {i}: expected shape (T >= 1, {k}, 3), got {seq.shape}")
-        if normalise:
+        if frame != "none":
+            seq = body_frame(seq, per_frame=frame == "body_frame")
+        elif normalise:
             seq = normalise_sequence(seq)
-        seq = seq[resample_indices(seq.shape[0], max_frames)]  # (T_i', K, 3)
+        seq = resample(seq, max_frames, resampling)  # (T_i', K, 3)
         lengths[i] = seq.shape[0]
         X[i, : seq.shape[0]] = seq.reshape(seq.shape[0], k * 3)
     return torch.from_numpy(X), torch.from_numpy(lengths)
@@ -208,17 +221,26 @@ class SkeletonTransformer(nn.Module):
     cfg : StudentConfig
     """
 
-    def __init__(self, in_features: int, n_classes: int, cfg: StudentConfig | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        n_classes: int,
+        cfg: StudentConfig | None = None,
+        n_memory: int = 0,
+    ):
         super().__init__()
         cfg = cfg or StudentConfig()
-        if not cfg.input_projection and cfg.d_model != in_features:
-            raise ValueError(
-                f"input_projection=False needs d_model == K*3 = {in_features}, got {cfg.d_model}"
-            )
         self.cfg, self.in_features, self.n_classes = cfg, in_features, n_classes
+        self.bones = bones_for(in_features // 3) if "bones" in cfg.streams else ()
+        width = n_stream_features(cfg.streams, in_features // 3)  # per frame, all streams
+        if not cfg.input_projection and cfg.d_model != width:
+            raise ValueError(
+                f"input_projection=False needs d_model == K*3 (all streams: {width}), "
+                f"got {cfg.d_model}"
+            )
         d = cfg.d_model
-        self.input_norm = nn.LayerNorm(in_features) if cfg.input_layernorm else nn.Identity()
-        self.proj = nn.Linear(in_features, d) if cfg.input_projection else nn.Identity()
+        self.input_norm = nn.LayerNorm(width) if cfg.input_layernorm else nn.Identity()
+        self.proj = nn.Linear(width, d) if cfg.input_projection else nn.Identity()
         if cfg.positional == "sinusoidal":
             self.register_buffer("pos", sinusoidal_encoding(cfg.max_frames, d), persistent=False)
         elif cfg.positional == "learned":
@@ -238,9 +260,20 @@ class SkeletonTransformer(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, n_classes))
+        if cfg.head == "nngk":  # the linear layer stays unused: one layout for every head
+            self.nngk = NNGKHead(n_memory, d, n_classes, cfg.nngk_k, cfg.nngk_floor)
+        else:
+            self.nngk = None
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Class logits.
+    def forward(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        *,
+        return_embedding: bool = False,
+        exclude: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Class logits (log probabilities for the NNGK head), and the embedding.
 
         Parameters
         ----------
@@ -249,9 +282,14 @@ class SkeletonTransformer(nn.Module):
         lengths : Tensor of int64, shape (B,), optional
             Valid frames; default all ``T``. Ignored for masking when ``padding_mask=False``.
 
+        return_embedding : bool
+            Also return the embedding (B, d_model): the LayerNorm'd pooled representation.
+        exclude : Tensor of int64, shape (B,), optional
+            NNGK head in training: the memory row of each query, left out.
+
         Returns
         -------
-        Tensor, shape (B, n_classes)
+        Tensor, shape (B, n_classes) (and the embedding)
         """
         B, T, _ = x.shape
         if T > self.cfg.max_frames:
@@ -259,6 +297,7 @@ class SkeletonTransformer(nn.Module):
         if lengths is None or not self.cfg.padding_mask:
             lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
         mask = padding_mask(lengths, T)  # (B, T) True = padding
+        x = stream_features(x, lengths, self.cfg.streams, self.bones, self.cfg.velocity_scale)
         h = self.proj(self.input_norm(x))  # (B, T, C)
         if self.pos is not None:
             h = h + self.pos[:T]  # (B, T, C)
@@ -273,4 +312,6 @@ class SkeletonTransformer(nn.Module):
         else:
             keep = (~mask)[:, :, None].to(h.dtype)  # (B, T, 1)
             pooled = (h * keep).sum(dim=1) / lengths[:, None].to(h.dtype)  # (B, C)
-        return self.head(pooled)  # (B, n_classes)
+        e = self.head[0](pooled)  # (B, C) embedding
+        z = self.nngk(e, exclude) if self.nngk is not None else self.head[1](e)  # (B, n_classes)
+        return (z, e) if return_embedding else z

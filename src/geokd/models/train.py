@@ -32,6 +32,7 @@ import copy
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -39,38 +40,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import StudentConfig, TrainConfig
+from .losses import distillation_loss, kd_loss, neighbourhood_loss, rkd_distance_loss
 from .metrics import metrics
 from .student import SkeletonTransformer, augment
-
-
-def distillation_loss(
-    logits: torch.Tensor,
-    y: torch.Tensor,
-    teacher_P: torch.Tensor | None,
-    alpha: float = 0.5,
-    beta: float = 0.5,
-    temperature: float = 3.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Loss of one batch: ``(total, ce, kl)``; plain CE when ``teacher_P`` is None.
-
-    Parameters
-    ----------
-    logits : Tensor, shape (B, C)
-    y : Tensor of int64, shape (B,)
-    teacher_P : Tensor, shape (B, C), optional
-        Teacher probabilities (rows sum to 1).
-
-    Returns
-    -------
-    total, ce, kl : Tensor (scalars); ``kl`` is ``KL(P || softmax(logits / T))`` averaged over
-    the batch, before the ``beta * T^2`` weight, or None without a teacher.
-    """
-    ce = F.cross_entropy(logits, y)
-    if teacher_P is None:
-        return ce, ce, None
-    log_q = F.log_softmax(logits / temperature, dim=1)  # (B, C)
-    kl = (torch.xlogy(teacher_P, teacher_P) - teacher_P * log_q).sum(dim=1).mean()
-    return alpha * ce + beta * temperature**2 * kl, ce, kl
 
 
 @contextlib.contextmanager
@@ -163,6 +135,55 @@ def _lr_factor(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
 
 
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Optimiser groups: weight matrices decayed; LayerNorm weights, biases and other 1-D
+    parameters (e.g. the NNGK head's log sigma) not, unless ``cfg.decay_norms_biases``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.decay_norms_biases:
+        return [{"params": params, "weight_decay": cfg.weight_decay}]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+def _batch_loss(model, xb, lb, yb, idx, cfg: TrainConfig, P, D):
+    """``(total, ce, second term or None)`` of one batch for ``cfg.mode``."""
+    if cfg.mode == "nngk":
+        logp = model(xb, lb, exclude=idx)  # (B, C) log probabilities, own entry left out
+        ce = F.nll_loss(logp, yb)
+        return ce, ce, None
+    logits, emb = model(xb, lb, return_embedding=True)  # (B, C), (B, d)
+    if cfg.mode == "label_smoothing":
+        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        return loss, F.cross_entropy(logits, yb), None
+    if cfg.mode == "distilled":
+        if cfg.distillation == "paper":
+            return distillation_loss(logits, yb, P, cfg.alpha, cfg.beta, cfg.temperature)
+        return kd_loss(logits, yb, P, cfg.kd_weight)
+    ce = F.cross_entropy(logits, yb)
+    if cfg.mode == "metric":
+        Db = D[idx][:, idx].to(emb.device)  # (B, B)
+        if cfg.metric_loss == "rkd":
+            rel = rkd_distance_loss(emb, Db)
+        else:
+            rel = neighbourhood_loss(emb, Db, cfg.metric_tau)
+        return ce + cfg.metric_weight * rel, ce, rel
+    return ce, ce, None
+
+
+@torch.no_grad()
+def fill_memory(model: SkeletonTransformer, X, L, y, batch_size: int = 256) -> None:
+    """Store every training sample's embedding in the NNGK head (eval mode, no dropout)."""
+    was_training, dev = model.training, next(model.parameters()).device
+    model.eval()
+    for s in range(0, len(y), batch_size):
+        idx = torch.arange(s, min(s + batch_size, len(y)))
+        _, e = model(trim(model, X[idx], L[idx]).to(dev), L[idx].to(dev), return_embedding=True)
+        model.nngk.store(idx.to(dev), e, y[idx].to(dev))
+    model.train(was_training)
+
+
 def train(
     train_X,
     train_len,
@@ -173,6 +194,7 @@ def train(
     eval_sets: dict | None = None,
     val: tuple | None = None,
     n_classes: int | None = None,
+    teacher_D=None,
 ) -> tuple[SkeletonTransformer, dict]:
     """Train a :class:`SkeletonTransformer`.
 
@@ -182,6 +204,8 @@ def train(
         Output of :func:`geokd.models.student.prepare` and the labels.
     teacher_P : ndarray, shape (N, C), optional
         Soft labels aligned with the rows; required in distilled mode, ignored otherwise.
+    teacher_D : ndarray, shape (N, N), optional
+        Procrustes-DTW distances among the rows; required in metric mode, ignored otherwise.
     eval_sets : dict of name -> (X, lengths, y), optional
         Logged every ``eval_every`` epochs; never used for selection.
     val : (X, lengths, y), optional
@@ -193,7 +217,8 @@ def train(
     -------
     model : SkeletonTransformer (eval mode, on ``cfg.device``)
     history : dict
-        Per epoch ``epoch, loss, ce, kl`` (None in transformer mode), ``lr``, ``seconds``;
+        Per epoch ``epoch, loss, ce, kl`` (the second loss term: KL to the teacher, or the
+        metric term; None in the other modes), ``lr``, ``seconds``;
         ``eval`` and ``val``: ``{name: {"epoch", "accuracy", "cross_entropy"}}``;
         ``best_epoch``, ``stopped_epoch``, ``selection``, ``n_train``.
     """
@@ -206,6 +231,15 @@ def train(
         P = torch.as_tensor(np.asarray(teacher_P), dtype=torch.float32)
         if P.shape[0] != len(y):
             raise ValueError(f"teacher_P has {P.shape[0]} rows for {len(y)} samples")
+    D = None
+    if cfg.mode == "metric":
+        if teacher_D is None:
+            raise ValueError("mode 'metric' needs teacher_D")
+        D = torch.as_tensor(np.asarray(teacher_D), dtype=torch.float32)
+        if D.shape != (len(y), len(y)):
+            raise ValueError(f"teacher_D has shape {tuple(D.shape)} for {len(y)} samples")
+    if cfg.mode == "nngk" and student_cfg.head != "nngk":
+        student_cfg = replace(student_cfg, head="nngk")
     if n_classes is None:
         labels = [y.numpy()] + [np.asarray(s[2]) for s in [*eval_sets.values(), val] if s]
         n_classes = P.shape[1] if P is not None else int(max(a.max() for a in labels)) + 1
@@ -213,6 +247,7 @@ def train(
         held = torch.from_numpy(_holdout(y.numpy(), cfg.val_fraction, cfg.seed))
         val, X, L, y = (X[held], L[held], y[held]), X[~held], L[~held], y[~held]
         P = None if P is None else P[~held]
+        D = None if D is None else D[~held][:, ~held]
     dev = resolve_device(cfg.device)
     if val is not None and "val" in eval_sets:
         raise ValueError("eval_sets may not use the name 'val' when a val set is given")
@@ -226,9 +261,10 @@ def train(
         for a in ("rotate", "scale", "time_warp", "frame_drop")
     )
     with _deterministic(cfg):
-        model = SkeletonTransformer(X.shape[2], n_classes, student_cfg).to(dev)
+        n_memory = len(y) if student_cfg.head == "nngk" else 0
+        model = SkeletonTransformer(X.shape[2], n_classes, student_cfg, n_memory).to(dev)
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = opt_cls(param_groups(model, cfg), lr=cfg.lr)
         steps = math.ceil(len(y) / cfg.batch_size)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg, steps))
         seeds = np.random.SeedSequence(cfg.seed).generate_state(2)
@@ -238,6 +274,8 @@ def train(
         bar = tqdm(range(1, cfg.epochs + 1), disable=None if cfg.progress else True, unit="ep")
         for epoch in bar:
             t0, sums = time.perf_counter(), np.zeros(3)
+            if model.nngk is not None:
+                fill_memory(model, X, L, y, cfg.eval_batch_size)  # this epoch's neighbours
             model.train()
             order = torch.randperm(len(y), generator=g_shuffle) if cfg.shuffle else None
             for s in range(0, len(y), cfg.batch_size):
@@ -246,11 +284,9 @@ def train(
                 xb, lb = X[idx], L[idx]  # (B, T, K*3), (B,)
                 if augmenting:
                     xb, lb = augment(xb, lb, student_cfg, g_aug)
-                logits = model(trim(model, xb, lb).to(dev), lb.to(dev))  # (B, C)
                 pb = None if P is None else P[idx].to(dev)
-                loss, ce, kl = distillation_loss(
-                    logits, y[idx].to(dev), pb, cfg.alpha, cfg.beta, cfg.temperature
-                )
+                xb = trim(model, xb, lb).to(dev)
+                loss, ce, kl = _batch_loss(model, xb, lb.to(dev), y[idx].to(dev), idx, cfg, pb, D)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
@@ -263,7 +299,7 @@ def train(
             history["epoch"].append(epoch)
             history["loss"].append(float(mean[0]))
             history["ce"].append(float(mean[1]))
-            history["kl"].append(float(mean[2]) if P is not None else None)
+            history["kl"].append(float(mean[2]) if P is not None or D is not None else None)
             history["lr"].append(float(sched.get_last_lr()[0]))
             stop = False
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
@@ -288,4 +324,6 @@ def train(
         history["stopped_epoch"] = epoch
         if best_state is not None:
             model.load_state_dict(best_state)
+        if model.nngk is not None:
+            fill_memory(model, X, L, y, cfg.eval_batch_size)  # the final model's embeddings
     return model.eval(), history

@@ -9,7 +9,8 @@ from ..lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(["read_summary", "summarize"], "summary"),
-    **dict.fromkeys(["write_tables", "read_benchmarks"], "tables"),
+    "write_tables": "tables",
+    "read_benchmarks": "run_facts",
     **dict.fromkeys(["DatasetEntry", "build_report", "render_report"], "page"),
 }
 __all__ = sorted(_EXPORTS)

@@ -6,10 +6,12 @@ drawn as a strip of frames, and per protocol the split sizes with a bar chart.
 
 With ``DatasetEntry.results`` (protocol -> ``results/<dataset>/<protocol>/``) each protocol
 also gets a results section drawn from the workflow's files, each sub-section left out when
-its files are missing: accuracy and inference-speed tables (``summary.json``), the train x
-train distance matrix and the intra/inter-class distance distributions, k-NN accuracy against
-k, the teacher diagnostics and soft-label examples, training curves over seeds, confusion
-matrices and per-class accuracy. A closing "Run facts" section gives per-rule wall time and
+its files are missing: the comparison of the model families (accuracy, latency, the gain of
+geometry over labels only with its confidence interval, the verdict) and the accuracy and
+inference-speed tables (``summary.json``), the train x train distance matrix and the
+intra/inter-class distance distributions, k-NN accuracy against k, the teacher diagnostics
+and soft-label examples, training curves over seeds, confusion matrices and per-class
+accuracy. A closing "Run facts" section gives per-rule wall time and
 peak memory (Snakemake benchmark files), package versions, git revision and data checksums.
 
 The page has no external references: the figures are embedded PNG data URIs, the CSS is
@@ -38,7 +40,8 @@ from ..data.store import StoreInfo, load_sequences, read_info
 from ..errors import InputError
 from . import plots
 from .html import CSS, _Emitter, _esc, _img, _slug, _table
-from .results import _results_section, _run_facts_section, _RunFacts
+from .results import _results_section
+from .run_facts import RunFacts, run_facts_section
 
 
 @dataclass
@@ -165,7 +168,7 @@ def _split_section(
 
 
 def _dataset_section(
-    entry: DatasetEntry, anchor: str, figures_dir: Path | None, facts: _RunFacts
+    entry: DatasetEntry, anchor: str, figures_dir: Path | None, facts: RunFacts
 ) -> str:
     store = Path(entry.store)
     _require_file(store, "sequence store")
@@ -273,13 +276,13 @@ def render_report(
     """The report page as an HTML string (see :func:`build_report`)."""
     if not datasets:
         raise ValueError("no datasets to report")
-    facts = _RunFacts()
+    facts = RunFacts()
     sections = [_dataset_section(e, f"ds{i}", figures_dir, facts) for i, e in enumerate(datasets)]
     run_facts = (
         benchmarks_dir is not None or provenance is not None or any(e.results for e in datasets)
     )
     if run_facts:
-        sections.append(_run_facts_section(benchmarks_dir, provenance, facts))
+        sections.append(run_facts_section(benchmarks_dir, provenance, facts))
     names = ", ".join(e.name for e in datasets)
     return (
         "<!DOCTYPE html>\n"

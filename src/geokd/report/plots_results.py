@@ -14,10 +14,36 @@ from matplotlib.figure import Figure
 
 from .plots import _safe
 
-MODE_COLORS = {"knn": "#228833", "transformer": "#4477aa", "distilled": "#ee6677"}
-MODE_LABELS = {"knn": "KNN", "transformer": "transformer (labels only)", "distilled": "distilled"}
+#: Colour per model (Paul Tol's bright scheme); other models take :data:`_OTHER_COLORS`.
+MODE_COLORS = {
+    "knn": "#228833",
+    "transformer": "#4477aa",
+    "distilled": "#ee6677",
+    "label_smoothing": "#66ccee",
+    "metric": "#aa3377",
+    "nngk": "#ccbb44",
+}
+MODE_LABELS = {
+    "knn": "KNN",
+    "transformer": "transformer (labels only)",
+    "distilled": "distilled",
+    "label_smoothing": "label smoothing (labels only)",
+    "metric": "metric distillation",
+    "nngk": "NNGK head (labels only)",
+}
+_OTHER_COLORS = ("#bbbbbb", "#000000", "#994455", "#997700", "#004488")
 _MAX_TICK_CLASSES = 40  # above this, class names are left off the axes
 _MAX_ANNOTATED = 30  # above this many classes, confusion cells are not annotated
+
+
+def mode_color(mode: str, index: int = 0) -> str:
+    """The colour of a model: :data:`MODE_COLORS`, else the ``index``-th of the others."""
+    return MODE_COLORS.get(mode) or _OTHER_COLORS[index % len(_OTHER_COLORS)]
+
+
+def mode_label(mode: str) -> str:
+    """The legend label of a model: :data:`MODE_LABELS`, else its name with spaces."""
+    return MODE_LABELS.get(mode) or mode.replace("_", " ")
 
 
 def _class_ticks(ax, axis: str, positions, names: Sequence[str], rotate: bool = False) -> None:
@@ -181,14 +207,16 @@ def _stack(series: Sequence[tuple[Sequence[int], Sequence[float | None]]]):
 def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> Figure:
     """Training curves over seeds: mean line and min-max band per model, models overlaid.
 
-    Three panels: the training objective (``loss``: cross-entropy for the transformer,
-    alpha * CE + beta * T^2 * KL for the distilled student), the cross-entropy against the
-    labels on the training set (``ce``, the same quantity for both) and the test accuracy.
+    Three panels: the training objective (``loss``: each family's own, e.g. cross-entropy
+    for the transformer, CE + KL to the teacher for the distilled student), the cross-entropy
+    against the labels on the training set (``ce``, the same quantity for all) and the test
+    accuracy.
 
     Parameters
     ----------
     histories : mapping of str to sequence of dict
-        Model (``transformer``, ``distilled``) -> the ``history.json`` dicts of its seeds.
+        Model (``transformer``, ``label_smoothing``, ``distilled``, ...) -> the
+        ``history.json`` dicts of its seeds.
     """
     panels = (
         ("loss", "training objective (per sample)", "Training loss"),
@@ -198,7 +226,7 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> Figure:
     fig = Figure(figsize=(11.0, 3.4), layout="constrained")
     axes = fig.subplots(1, 3)
     for ax, (key, ylabel, title) in zip(axes, panels, strict=True):
-        for mode, runs in histories.items():
+        for i, (mode, runs) in enumerate(histories.items()):
             series = []
             for h in runs:
                 if key == "test":
@@ -211,11 +239,11 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> Figure:
             if not series:
                 continue
             epochs, table = _stack(series)
-            color = MODE_COLORS.get(mode, "#333333")
+            color = mode_color(mode, i)
             ax.fill_between(
                 epochs, np.nanmin(table, 0), np.nanmax(table, 0), color=color, alpha=0.2, lw=0
             )
-            label = f"{MODE_LABELS.get(mode, mode)}, {len(series)} seed(s)"
+            label = f"{mode_label(mode)}, {len(series)} seed(s)"
             ax.plot(epochs, np.nanmean(table, 0), color=color, lw=1.5, label=_safe(label))
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
@@ -253,7 +281,11 @@ def confusion_matrix(confusion, class_names: Sequence[str], title: str) -> Figur
     return fig
 
 
-def per_class_accuracy(values: Mapping[str, Sequence[float]], class_names: Sequence[str]) -> Figure:
+def per_class_accuracy(
+    values: Mapping[str, Sequence[float]],
+    class_names: Sequence[str],
+    colors: Mapping[str, str] | None = None,
+) -> Figure:
     """Grouped horizontal bars of test accuracy per class, one bar per model.
 
     Parameters
@@ -262,6 +294,8 @@ def per_class_accuracy(values: Mapping[str, Sequence[float]], class_names: Seque
         Model name -> accuracy per class index (fractions; NaN for a class without tests).
     class_names : sequence of str
         Name per class index.
+    colors : mapping of str to str, optional
+        Model name -> bar colour; default: :data:`MODE_COLORS` of the name's first word.
     """
     C = max((len(v) for v in values.values()), default=0)
     names = [class_names[c] if c < len(class_names) else str(c) for c in range(C)]
@@ -272,7 +306,7 @@ def per_class_accuracy(values: Mapping[str, Sequence[float]], class_names: Seque
     y = np.arange(C)
     for i, (name, acc) in enumerate(values.items()):
         vals = 100 * np.asarray(acc, dtype=np.float64)
-        color = MODE_COLORS.get(name.split(" ")[0].lower())
+        color = (colors or {}).get(name) or MODE_COLORS.get(name.split(" ")[0].lower())
         ax.barh(y - 0.4 + height * (i + 0.5), vals, height=height, label=_safe(name), color=color)
     _class_ticks(ax, "y", y, names)
     ax.invert_yaxis()

@@ -1,15 +1,17 @@
-"""The report's per-protocol results sections and its closing "Run facts" section.
+"""The report's per-protocol results sections (the closing "Run facts": :mod:`.run_facts`).
 
 A results section is drawn from ``results/<dataset>/<protocol>/``, each sub-section left out
-when its files are missing (see :mod:`geokd.report.page`); "Run facts" gathers per-rule wall time
-and peak memory, package versions, git revision and data checksums.
+when its files are missing (see :mod:`geokd.report.page`); its first sub-section leads with the
+comparison of the model families (every model's accuracy and latency, the gain of the best
+geometry-taught model over the best labels-only one with its 95 % CI, and the verdict of
+``summary.json``). "Run facts" gathers per-rule wall time and peak memory, package versions,
+git revision and data checksums.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +22,18 @@ from ..distances.shards import load_matrix
 from ..errors import InputError, read_json
 from ..models.teacher import read_soft_labels
 from . import plots_results as rplots
-from .html import _Emitter, _esc, _grid, _mono, _num, _pct, _table
-from .summary import read_summary
-from .tables import Cell, fmt_number, knn_metric, read_benchmarks
-
-
-@dataclass
-class _RunFacts:
-    """What the results sections gather for the closing "Run facts" section."""
-
-    checksums: list[list[str]] = field(default_factory=list)
-    provenance: list[dict] = field(default_factory=list)
+from .html import _Emitter, _esc, _grid, _mono, _num, _pct
+from .run_facts import RunFacts
+from .summary import (
+    best_model,
+    compare_models,
+    model_family,
+    model_names,
+    read_summary,
+    sort_models,
+    teacher_metric,
+)
+from .tables import Cell, fmt_number, knn_metric
 
 
 def _read_json(path: Path) -> dict | None:
@@ -50,7 +53,107 @@ RESULT_SECTIONS = {
         "knn/*.json, models/*/seed*/metrics.json",
     ),
 }
-MODE_TITLES = {"transformer": "Transformer (labels only)", "distilled": "Distilled student"}
+MODE_TITLES = {
+    "transformer": "Transformer (labels only)",
+    "label_smoothing": "Label smoothing (labels only)",
+    "distilled": "Distilled student",
+    "metric": "Metric distillation",
+    "nngk": "NNGK head (labels only)",
+}
+SIDE_TITLES = {"geometry": "geometry-taught", "labels_only": "labels only"}
+
+
+def mode_title(mode: str) -> str:
+    """The report's name of a model: :data:`MODE_TITLES`, ``<title>, ensemble`` for
+    ``<known>_ensemble``, else the name with spaces (``a_b`` -> ``A b``)."""
+    if mode in MODE_TITLES:
+        return MODE_TITLES[mode]
+    base = mode.removesuffix("_ensemble")
+    if base != mode and base in MODE_TITLES:
+        return f"{MODE_TITLES[base]}, ensemble"
+    return mode.replace("_", " ").capitalize()
+
+
+def _model_times(summary: dict) -> dict[str, dict]:
+    """Model -> inference times: ``inference.models``; older summaries timed only the
+    student (the distilled model, where it has one)."""
+    inf = summary.get("inference") or {}
+    if inf.get("models"):
+        return inf["models"]
+    if "student_ms_per_sample" not in inf or "distilled" not in summary:
+        return {}
+    batched = inf.get("student_ms_per_sample_batched")
+    return {
+        "distilled": {
+            "ms_per_sample": inf["student_ms_per_sample"],
+            "ms_per_sample_batched": batched,
+        }
+    }
+
+
+def _compared_rows(summary: dict, metric: str | None) -> list[list[str]]:
+    """One row per model: name, side, accuracy (mean ± std), seeds, latencies; KNN last."""
+    times, rows = _model_times(summary), []
+    for mode in model_names(summary):
+        res, lat = summary[mode], times.get(mode) or {}
+        cell = Cell(res["accuracy_mean"], res.get("accuracy_std"), res.get("n_seeds"))
+        rows.append(
+            [
+                _esc(mode_title(mode)),
+                SIDE_TITLES.get(model_family(mode) or "", "&ndash;"),
+                fmt_number(cell, 100, 2),
+                str(res["n_seeds"]) if "n_seeds" in res else "&ndash;",
+                _num(lat.get("ms_per_sample")),
+                _num(lat.get("ms_per_sample_batched")),
+            ]
+        )
+    if metric is not None:
+        knn_ms = (summary.get("inference") or {}).get("knn_ms_per_sample")
+        acc = summary["knn"][metric]["k1_accuracy"]
+        rows.append([f"KNN 1-NN ({_esc(metric)})", "teacher", _pct(acc), "&ndash;"])
+        rows[-1] += [_num(knn_ms), "&ndash;"]
+    return rows
+
+
+def _gain_html(cmp: dict) -> str:
+    """The gain of the geometry-taught model over the labels-only one, and the verdict."""
+    geo, lab = _esc(mode_title(cmp["geometry"])), _esc(mode_title(cmp["labels_only"]))
+    text = f"<p>Gain of {geo} over {lab}, paired by seed: "
+    if cmp.get("mean_difference") is None:
+        text += "no seed in common.</p>"
+    else:
+        seeds = ", ".join(str(s) for s in cmp.get("seeds") or [])
+        text += f"{100 * cmp['mean_difference']:+.2f} points"
+        if cmp.get("ci95"):
+            lo, hi = cmp["ci95"]
+            text += f" (95 % CI {100 * lo:.2f} to {100 * hi:.2f})"
+        text += f" over {cmp['n']} seed(s): {_esc(seeds)}.</p>"
+    return text + f"<p><strong>Verdict:</strong> {_esc(cmp.get('verdict', ''))}</p>"
+
+
+def _comparison_html(summary: dict) -> str:
+    """The models side by side, the gain of geometry over labels only, the verdict."""
+    knn = summary.get("knn") or {}
+    metric = teacher_metric(knn, (summary.get("inference") or {}).get("knn_metric"))
+    rows = _compared_rows(summary, metric)
+    if not rows:
+        return ""
+    head = ["model", "side", "test accuracy (%)", "seeds"]
+    head += ["latency, batch 1 (ms/sample)", "latency, batched (ms/sample)"]
+    out = "<p>The models compared: test accuracy (mean &plusmn; sample std over seeds) and "
+    out += "inference time (KNN: ms/query of the exact 1-NN).</p>"
+    out += _grid(head, rows, text_cols=(0, 1))
+    cmp = summary.get("comparisons") or compare_models(summary)
+    if cmp:
+        out += _gain_html(cmp)
+    elif model_names(summary):
+        out += "<p>No comparison: a geometry-taught or a labels-only model is missing.</p>"
+    win = summary.get("winner") or best_model(summary, metric)
+    if win:
+        name = f"KNN 1-NN ({win.get('metric', metric)})" if win["model"] == "knn" else None
+        name = name or mode_title(win["model"])
+        out += f"<p>Best overall: {_esc(name)}, {_pct(win['accuracy'])} % test accuracy.</p>"
+    return out
 
 
 def _accuracy_html(summary: dict) -> str:
@@ -67,21 +170,20 @@ def _accuracy_html(summary: dict) -> str:
         )
     for row in rows:
         row += ["&ndash;", "&ndash;"]
-    for mode in ("transformer", "distilled"):
-        res = summary.get(mode)
-        if res:
-            cell = Cell(res["accuracy_mean"], res["accuracy_std"], res["n_seeds"])
-            per_seed = sorted(res.get("per_seed", {}).items(), key=lambda kv: int(kv[0]))
-            seeds = ", ".join(f"{s}: {100 * a:.2f}" for s, a in per_seed)
-            rows.append(
-                [
-                    MODE_TITLES[mode],
-                    fmt_number(cell, 100, 2),
-                    _pct(res.get("macro_f1_mean")),
-                    str(res["n_seeds"]),
-                    _esc(seeds),
-                ]
-            )
+    for mode in model_names(summary):
+        res = summary[mode]
+        cell = Cell(res["accuracy_mean"], res["accuracy_std"], res["n_seeds"])
+        per_seed = sorted(res.get("per_seed", {}).items(), key=lambda kv: int(kv[0]))
+        seeds = ", ".join(f"{s}: {100 * a:.2f}" for s, a in per_seed)
+        rows.append(
+            [
+                _esc(mode_title(mode)),
+                fmt_number(cell, 100, 2),
+                _pct(res.get("macro_f1_mean")),
+                str(res["n_seeds"]),
+                _esc(seeds),
+            ]
+        )
     head = ["model", "test accuracy (%)", "macro-F1 (%)", "seeds", "accuracy per seed (%)"]
     inf = summary.get("inference") or {}
     knn = f"exact KNN 1-NN ({_esc(inf.get('knn_metric', '?'))}) against the whole training set"
@@ -96,7 +198,8 @@ def _accuracy_html(summary: dict) -> str:
         )
         if key in inf
     ]
-    out = "<p>Test accuracy; models: mean &plusmn; sample standard deviation over seeds.</p>"
+    out = _comparison_html(summary)
+    out += "<p>Test accuracy; models: mean &plusmn; sample standard deviation over seeds.</p>"
     out += _grid(head, rows)
     if irows:
         out += "<p>Inference speed (as timed by the workflow).</p>"
@@ -208,7 +311,8 @@ def _teacher_html(rdir: Path, labels: dict, names: list[str], emit: _Emitter) ->
 def _load_runs(rdir: Path) -> dict[str, list[tuple[int, dict | None, dict | None]]]:
     """Model -> [(seed, metrics.json, history.json)] in seed order; absent files are None."""
     runs = {}
-    for mode in ("transformer", "distilled"):
+    modes = [d.name for d in (rdir / "models").glob("*") if d.is_dir()]
+    for mode in sort_models(modes):
         found = []
         for d in (rdir / "models" / mode).glob("seed*"):
             m = re.fullmatch(r"seed(\d+)", d.name)
@@ -248,7 +352,8 @@ def _confusion_html(
             parts.append(emit("confusion_knn", fig, "KNN 1-NN confusion matrix", cap))
         if "per_class_accuracy" in one:
             per_class[f"KNN 1-NN ({metric})"] = _floats(one["per_class_accuracy"])
-    for mode in ("transformer", "distilled"):
+    colors = {f"KNN 1-NN ({metric})": rplots.mode_color("knn")} if knn else {}
+    for i, mode in enumerate(runs):
         tests = [(seed, m["test"]) for seed, m, _ in runs.get(mode, []) if m and "test" in m]
         if mode == "distilled" and tests and "confusion" in tests[0][1]:
             seed, test = tests[0]
@@ -261,12 +366,14 @@ def _confusion_html(
             )
         pcs = [_floats(t["per_class_accuracy"]) for _, t in tests if "per_class_accuracy" in t]
         if pcs:
-            per_class[f"{MODE_TITLES[mode]}, mean of {len(pcs)} seed(s)"] = np.mean(pcs, axis=0)
+            label = f"{mode_title(mode)}, mean of {len(pcs)} seed(s)"
+            per_class[label] = np.mean(pcs, axis=0)
+            colors[label] = rplots.mode_color(mode, i)
     if per_class:
         parts.append(
             emit(
                 "per_class_accuracy",
-                rplots.per_class_accuracy(per_class, names),
+                rplots.per_class_accuracy(per_class, names, colors),
                 "per-class test accuracy",
                 "Test accuracy per class: KNN 1-NN and the models (mean over seeds).",
             )
@@ -286,7 +393,7 @@ def _results_section(
     anchor: str,
     emit: _Emitter,
     store_sha: str,
-    facts: _RunFacts,
+    facts: RunFacts,
 ) -> str:
     """One protocol's results; each sub-section is left out where its files are missing."""
     if not rdir.is_dir():
@@ -339,64 +446,4 @@ def _results_section(
     split_sha = f"<code>{sha256_file(split)}</code>" if split.is_file() else "&ndash;"
     row = [_esc(dataset), _esc(protocol), data, split_sha, "<br>".join(mats) or "&ndash;"]
     facts.checksums.append(row)
-    return "\n".join(parts)
-
-
-def _bench_cells(wall_sum: float, wall_max: float, rss: float) -> list[str]:
-    rss_cell = "&ndash;" if np.isnan(rss) else _num(rss, ".1f")
-    return [_num(wall_sum, ".2f"), _num(wall_max, ".2f"), rss_cell]
-
-
-def _run_facts_section(
-    benchmarks_dir: Path | None, provenance: dict | None, facts: _RunFacts
-) -> str:
-    parts = [
-        '<h2 id="run-facts">Run facts</h2>',
-        '<h3 id="run-facts-time">Wall time and memory per rule</h3>',
-    ]
-    bench = read_benchmarks(benchmarks_dir) if benchmarks_dir and benchmarks_dir.is_dir() else None
-    if bench is None or bench.empty:
-        where = f" under <code>{_esc(benchmarks_dir)}</code>" if benchmarks_dir else ""
-        parts.append(f"<p><em>No Snakemake benchmark files{where}.</em></p>")
-    else:
-        rows = [
-            [_esc(r.rule), str(r.jobs), *_bench_cells(r.wall_s_sum, r.wall_s_max, r.max_rss_mb)]
-            for r in bench.itertuples()
-        ]
-        total = [
-            "<strong>all rules</strong>",
-            str(int(bench["jobs"].sum())),
-            *_bench_cells(
-                bench["wall_s_sum"].sum(), bench["wall_s_max"].max(), bench["max_rss_mb"].max()
-            ),
-        ]
-        head = ["rule", "jobs", "wall time, sum (s)", "wall time, max (s)", "peak max_rss (MB)"]
-        parts.append(f'<p class="meta">From <code>{_esc(benchmarks_dir)}</code>.</p>')
-        parts.append(_grid(head, [*rows, total]))
-    parts.append('<h3 id="run-facts-provenance">Software and revision</h3>')
-    prov = provenance if provenance is not None else next(iter(facts.provenance), None)
-    if not prov:
-        parts.append("<p><em>No provenance recorded.</em></p>")
-    else:
-        packages = prov.get("packages") or {}
-        pkgs = ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))
-        rows = [
-            ("git revision", f"<code>{_esc(prov.get('git_revision', 'unknown'))}</code>"),
-            ("config hash", f"<code>{_esc(prov.get('config_hash', 'unknown'))}</code>"),
-            ("packages", f'<span class="mono">{_esc(pkgs) or "&ndash;"}</span>'),
-        ]
-        parts.append(_table(rows))
-        keys = ("git_revision", "packages", "config_hash")
-        seen = {json.dumps({k: p.get(k) for k in keys}, sort_keys=True) for p in facts.provenance}
-        if len(seen) > 1:
-            parts.append(
-                f'<p class="meta">The summaries record {len(seen)} different revisions, package '
-                "sets or configurations; the first is shown.</p>"
-            )
-    if facts.checksums:
-        parts.append('<h3 id="run-facts-checksums">Data checksums (SHA-256)</h3>')
-        head = ["dataset", "protocol", "store (recorded in summary.json)", "split.tsv"]
-        parts.append(
-            _grid([*head, "distance matrices"], facts.checksums, text_cols=(0, 1, 2, 3, 4))
-        )
     return "\n".join(parts)

@@ -5,10 +5,20 @@
 - ``knn``: per metric, ``accuracy_per_k`` ({k: accuracy}), ``macro_f1_per_k``, ``best_k``,
   ``best_accuracy`` (choosing k on test is optimistic: ``k1_accuracy`` is the honest figure);
 - ``teacher``: per method, the teacher diagnostics on train (LOO accuracy, entropy, ECE);
-- ``transformer`` / ``distilled``: ``accuracy_mean``, ``accuracy_std`` (sample std over seeds,
-  ddof=1; 0 for one seed), ``macro_f1_mean``, ``per_seed`` ({seed: accuracy});
-- ``inference``: ``student_ms_per_sample`` (batch 1, mean over the distilled runs),
-  ``student_ms_per_sample_batched``, ``knn_ms_per_sample`` (exact Procrustes-DTW 1-NN against
+- one entry per model family (the runs' ``mode``: ``transformer``, ``label_smoothing``,
+  ``distilled``, ``metric``, ``nngk``, ensembles...): ``accuracy_mean``, ``accuracy_std``
+  (sample std over seeds, ddof=1; 0 for one seed), ``macro_f1_mean``, ``n_seeds``,
+  ``per_seed`` ({seed: accuracy}), ``epochs``;
+- ``comparisons``: the best geometry-taught model (:func:`model_family`) against the best
+  labels-only one, paired by seed (:func:`compare_models`): ``geometry``, ``labels_only``,
+  ``seeds``, ``differences``, ``mean_difference``, ``ci95``, ``n``, ``verdict``; absent
+  where either side has no model;
+- ``winner``: the best model overall, ``model`` and ``accuracy`` (students by
+  ``accuracy_mean``; ``knn``, the 1-NN accuracy of the teacher's metric, with ``metric``);
+- ``inference``: ``models`` ({model: ``ms_per_sample`` (batch 1, mean over its runs),
+  ``ms_per_sample_batched`` (best batch size), ``speedup``, ``speedup_batched``}), and for
+  the student (``distilled``, else the first model) ``student_ms_per_sample``,
+  ``student_ms_per_sample_batched``; ``knn_ms_per_sample`` (exact Procrustes-DTW 1-NN against
   the whole training set), ``speedup`` = knn / student batch 1, ``speedup_batched`` = knn /
   student batched (per-sample throughput; batch 1 is bounded by PyTorch's per-call overhead);
 - ``provenance``: ``config_hash``, ``git_revision``, ``packages``, ``data_sha256``.
@@ -24,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +43,192 @@ from ..atomic import write_many, write_text
 from ..checksum import sha256_bytes, sha256_file
 from ..errors import InputError, read_json
 from ..provenance import git_revision, package_versions
+
+#: Model families in display order; other names (ensembles...) follow in name order.
+MODEL_ORDER = ("transformer", "label_smoothing", "distilled", "metric", "nngk")
+#: The families taught by the labels alone (the others named here learn from the geometry).
+LABELS_ONLY = ("transformer", "label_smoothing", "nngk")
+#: Top-level summary keys that are not models.
+RESERVED = (
+    "dataset",
+    "protocol",
+    "knn",
+    "teacher",
+    "inference",
+    "provenance",
+    "train_seconds",
+    "comparisons",
+    "winner",
+)
+
+
+def model_family(name: str) -> str | None:
+    """The side a model takes in the comparison.
+
+    Parameters
+    ----------
+    name : str
+        A model family (a run's ``mode``).
+
+    Returns
+    -------
+    str or None
+        ``"geometry"`` for names containing ``distill`` or ``metric``, ``"labels_only"`` for
+        :data:`LABELS_ONLY`, ``None`` for ensembles (names containing ``ensemble``) and
+        anything else: those are not compared.
+    """
+    if "ensemble" in name:
+        return None
+    if "distill" in name or "metric" in name:
+        return "geometry"
+    return "labels_only" if name in LABELS_ONLY else None
+
+
+def model_names(summary: Mapping) -> list[str]:
+    """The models of a summary (entries with an ``accuracy_mean``), in display order.
+
+    :data:`MODEL_ORDER` first, then the other names in name order; works on any summary,
+    older ones included.
+    """
+    return sort_models(
+        k
+        for k, v in summary.items()
+        if k not in RESERVED and isinstance(v, Mapping) and "accuracy_mean" in v
+    )
+
+
+def sort_models(names: Iterable[str]) -> list[str]:
+    """Model names without repeats in display order: :data:`MODEL_ORDER`, then by name."""
+    rank = {m: i for i, m in enumerate(MODEL_ORDER)}
+    return sorted(set(names), key=lambda m: (rank.get(m, len(rank)), m))
+
+
+def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> dict:
+    """Per-seed differences ``a - b`` over the seeds both have, with a 95 % t-interval.
+
+    Parameters
+    ----------
+    a, b : mapping of str to float
+        Accuracy per seed (``per_seed`` of two model entries; keys are seed numbers).
+
+    Returns
+    -------
+    dict
+        ``seeds`` (shared seeds as ints, ascending), ``differences`` (in that order),
+        ``mean_difference`` (``None`` without shared seeds), ``ci95``: ``[low, high]`` =
+        mean -/+ t(0.975, n - 1) * sd / sqrt(n) with sd of ddof=1 (``None`` for n < 2), and
+        ``n``.
+    """
+    from scipy import stats
+
+    seeds = sorted(set(a) & set(b), key=int)
+    diffs = [float(a[s]) - float(b[s]) for s in seeds]
+    n = len(diffs)
+    mean = float(np.mean(diffs)) if n else None
+    ci = None
+    if n >= 2:
+        half = float(stats.t.ppf(0.975, n - 1) * np.std(diffs, ddof=1) / np.sqrt(n))
+        ci = [mean - half, mean + half]
+    return {
+        "seeds": [int(s) for s in seeds],
+        "differences": diffs,
+        "mean_difference": mean,
+        "ci95": ci,
+        "n": n,
+    }
+
+
+def _points(x: float) -> str:
+    """A fraction as percentage points, one decimal, without a negative zero."""
+    text = f"{100 * x:.1f}"
+    return "0.0" if text == "-0.0" else text
+
+
+def verdict(geometry: str, labels_only: str, paired: Mapping) -> str:
+    """A plain-English sentence on a :func:`paired_difference` of ``geometry - labels_only``.
+
+    Significant (the 95 % CI excludes 0): "X beats Y by d points (95 % CI lo to hi, n paired
+    seeds)."; otherwise it says the difference is not significant; with one seed there is no
+    interval and with none no comparison.
+    """
+    n, mean, ci = paired["n"], paired["mean_difference"], paired["ci95"]
+    if not n:
+        return f"{geometry} and {labels_only} share no seed: no paired comparison."
+    seeds = f"{n} paired seed{'s' if n != 1 else ''}"
+    side = "ahead of" if mean >= 0 else "behind"
+    if ci is None:
+        return (
+            f"{geometry} is {side} {labels_only} by {_points(abs(mean))} points on {seeds}; "
+            "too few seeds for a confidence interval."
+        )
+    lo, hi = ci
+    if lo > 0:
+        return (
+            f"{geometry} beats {labels_only} by {_points(mean)} points "
+            f"(95 % CI {_points(lo)} to {_points(hi)}, {seeds})."
+        )
+    if hi < 0:
+        return (
+            f"{labels_only} beats {geometry} by {_points(-mean)} points "
+            f"(95 % CI {_points(-hi)} to {_points(-lo)}, {seeds})."
+        )
+    return (
+        f"{geometry} is {side} {labels_only} by {_points(abs(mean))} points, but the "
+        f"difference is not significant (95 % CI {_points(lo)} to {_points(hi)}, {seeds})."
+    )
+
+
+def compare_models(summary: Mapping) -> dict | None:
+    """The best geometry-taught model against the best labels-only one, paired by seed.
+
+    "Best" is the highest ``accuracy_mean`` (ties: the first in display order); ensembles and
+    unknown families are left out (:func:`model_family`).
+
+    Returns
+    -------
+    dict or None
+        ``geometry``, ``labels_only`` (names), the :func:`paired_difference` of their
+        ``per_seed`` accuracies (geometry - labels only) and its :func:`verdict`; ``None``
+        where either side has no model.
+    """
+    best: dict[str, str] = {}
+    for name in model_names(summary):
+        side = model_family(name)
+        acc = summary[name]["accuracy_mean"]
+        if side and (side not in best or acc > summary[best[side]]["accuracy_mean"]):
+            best[side] = name
+    if set(best) != {"geometry", "labels_only"}:
+        return None
+    geo, lab = best["geometry"], best["labels_only"]
+    paired = paired_difference(summary[geo]["per_seed"], summary[lab]["per_seed"])
+    return {"geometry": geo, "labels_only": lab, **paired, "verdict": verdict(geo, lab, paired)}
+
+
+def teacher_metric(knn: Mapping, timed: str | None = None) -> str | None:
+    """The KNN metric standing for the teacher: ``timed`` (the metric the workflow times,
+    the teacher's) where present, else ``procrustes``, else the first in name order."""
+    for name in (timed, "procrustes"):
+        if name in knn:
+            return name
+    return min(knn) if knn else None
+
+
+def best_model(summary: Mapping, knn_metric: str | None = None) -> dict | None:
+    """The best model overall: ``{"model", "accuracy"}`` (``None`` without any).
+
+    Students compete by ``accuracy_mean``, KNN (``"model": "knn"``, with its ``metric``) by
+    the 1-NN accuracy of ``knn_metric``; ties go to the first in display order, KNN last.
+    """
+    found: dict | None = None
+    for name in model_names(summary):
+        acc = float(summary[name]["accuracy_mean"])
+        if found is None or acc > found["accuracy"]:
+            found = {"model": name, "accuracy": acc}
+    if knn_metric is not None:
+        acc = float(summary["knn"][knn_metric]["k1_accuracy"])
+        if found is None or acc > found["accuracy"]:
+            found = {"model": "knn", "accuracy": acc, "metric": knn_metric}
+    return found
 
 
 def _model_summary(runs: Sequence[dict]) -> dict:
@@ -55,6 +251,56 @@ def _run_latency(run: dict, timings: dict[tuple[str, int], dict]) -> dict | None
     return (timings.get((run["mode"], run["seed"])) or {}).get("latency_ms_per_sample")
 
 
+def _latency_summary(latencies: Sequence[dict]) -> dict:
+    """``ms_per_sample`` (batch 1, mean over runs) and ``ms_per_sample_batched`` (the best
+    of every ``batch_<n>`` of every run)."""
+    batched = [v for x in latencies for k, v in x.items() if re.fullmatch(r"batch_\d+", k)]
+    return {
+        "ms_per_sample": float(np.mean([x["batch_1"] for x in latencies])),
+        "ms_per_sample_batched": float(min(batched)),
+    }
+
+
+def _model_latencies(by_mode: dict[str, list[dict]], timings: dict, student: str | None) -> dict:
+    """Per model, :func:`_latency_summary` of its runs; a model none of whose runs was timed
+    is left out, unless it is the ``student``. :class:`InputError` naming a run without
+    latency where others of its model have one (or it is the student's)."""
+    out = {}
+    for mode, runs in sorted(by_mode.items()):
+        lat = [_run_latency(r, timings) for r in runs]
+        if all(lat):
+            out[mode] = _latency_summary(lat)
+        elif any(lat) or mode == student:
+            missing = next(r["_path"] for r, x in zip(runs, lat, strict=True) if not x)
+            raise InputError(missing, "no latency_ms_per_sample in it or its timings file")
+    return out
+
+
+def _inference(by_mode: dict[str, list[dict]], timings: dict, latency: Sequence) -> dict:
+    """The ``inference`` section (module docstring) from the runs and the KNN latency files."""
+    student = "distilled" if "distilled" in by_mode else next(iter(by_mode), None)
+    inference: dict = {}
+    for path in latency:
+        res = _read_step(path, ("ms_per_query", "metric"))
+        inference["knn_ms_per_sample"] = res["ms_per_query"]
+        inference["knn_metric"] = res["metric"]
+    models = _model_latencies(by_mode, timings, student)
+    knn_ms = inference.get("knn_ms_per_sample")
+    for lat in models.values():
+        if knn_ms is not None:
+            lat["speedup"] = knn_ms / lat["ms_per_sample"]
+            lat["speedup_batched"] = knn_ms / lat["ms_per_sample_batched"]
+    if models:
+        inference["models"] = models
+    if student in models:
+        inference["student_ms_per_sample"] = models[student]["ms_per_sample"]
+        inference["student_ms_per_sample_batched"] = models[student]["ms_per_sample_batched"]
+    if "student_ms_per_sample" in inference and knn_ms is not None:
+        inference["speedup"] = models[student]["speedup"]
+        inference["speedup_batched"] = models[student]["speedup_batched"]
+    return inference
+
+
 def _read_step(path: str | os.PathLike, keys: Sequence[str]) -> dict:
     """A step's JSON output; :class:`InputError` naming it when unreadable or incomplete."""
     res = read_json(path)
@@ -62,6 +308,20 @@ def _read_step(path: str | os.PathLike, keys: Sequence[str]) -> dict:
     if missing:
         raise InputError(path, f"missing key(s) {missing}: not the expected step output")
     return res
+
+
+def _read_runs(runs: Sequence[str | os.PathLike]) -> dict[str, list[dict]]:
+    """The runs' metrics by model, in the order first met, each model's runs by seed."""
+    by_mode: dict[str, list[dict]] = {}
+    for path in runs:
+        res = _read_step(path, ("mode", "seed", "epoch", "test"))
+        if not isinstance(res["test"], dict) or not {"accuracy", "macro_f1"} <= set(res["test"]):
+            raise InputError(path, "missing test accuracy or macro_f1")
+        if res["mode"] in RESERVED:
+            raise InputError(path, f"model name {res['mode']!r} is reserved in the summary")
+        res["_path"] = path
+        by_mode.setdefault(res["mode"], []).append(res)
+    return {mode: sorted(rs, key=lambda r: r["seed"]) for mode, rs in by_mode.items()}
 
 
 def summarize(
@@ -104,34 +364,16 @@ def summarize(
     for path in run_timings:
         res = _read_step(path, ("mode", "seed"))
         timings[(res["mode"], res["seed"])] = res
-    by_mode: dict[str, list[dict]] = {}
-    for path in runs:
-        res = _read_step(path, ("mode", "seed", "epoch", "test"))
-        if not isinstance(res["test"], dict) or not {"accuracy", "macro_f1"} <= set(res["test"]):
-            raise InputError(path, "missing test accuracy or macro_f1")
-        res["_path"] = path
-        by_mode.setdefault(res["mode"], []).append(res)
+    by_mode = _read_runs(runs)
     for mode, mode_runs in sorted(by_mode.items()):
-        summary[mode] = _model_summary(sorted(mode_runs, key=lambda r: r["seed"]))
-    student = by_mode.get("distilled") or next(iter(by_mode.values()), [])
-    inference: dict = {}
-    lat = [_run_latency(r, timings) for r in student]
-    if student and all(lat):
-        inference["student_ms_per_sample"] = float(np.mean([x["batch_1"] for x in lat]))
-        batched = [v for x in lat for k, v in x.items() if re.fullmatch(r"batch_\d+", k)]
-        inference["student_ms_per_sample_batched"] = float(min(batched))
-    elif student:
-        missing = [str(r["_path"]) for r, x in zip(student, lat, strict=True) if not x]
-        raise InputError(missing[0], "no latency_ms_per_sample in it or its timings file")
-    for path in latency:
-        res = _read_step(path, ("ms_per_query", "metric"))
-        inference["knn_ms_per_sample"] = res["ms_per_query"]
-        inference["knn_metric"] = res["metric"]
-    if "student_ms_per_sample" in inference and "knn_ms_per_sample" in inference:
-        inference["speedup"] = inference["knn_ms_per_sample"] / inference["student_ms_per_sample"]
-        inference["speedup_batched"] = (
-            inference["knn_ms_per_sample"] / inference["student_ms_per_sample_batched"]
-        )
+        summary[mode] = _model_summary(mode_runs)
+    inference = _inference(by_mode, timings, latency)
+    comparison = compare_models(summary)
+    if comparison is not None:
+        summary["comparisons"] = comparison
+    winner = best_model(summary, teacher_metric(summary["knn"], inference.get("knn_metric")))
+    if winner is not None:
+        summary["winner"] = winner
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     summary["provenance"] = {
         "config_hash": sha256_bytes(blob)[:16],

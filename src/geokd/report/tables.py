@@ -5,16 +5,20 @@ Each table puts three column groups side by side for every dataset and protocol:
 - **published**: the numbers printed in the original release (:data:`PUBLISHED`; only for the
   original protocol, ``paper``, of UTD-MHAD and SIGNUM);
 - **as published**: our run in the original's settings (its ``summary.json``), or ``n/a``;
-- **corrected**: our run of the corrected pipeline (its ``summary.json``).
+- **corrected**: our run of the corrected pipeline (its ``summary.json``); besides KNN,
+  the transformer and the distilled student it has a column for every other model family
+  found in the corrected summaries (label smoothing, metric distillation, NNGK head...).
 
 Accuracies are in percent; models trained over several seeds show the mean ± the sample
 standard deviation (``accuracy_std`` of the summary, ddof=1). KNN is the 1-NN test accuracy
 (choosing k on test would be optimistic). :func:`write_tables` writes ``accuracy.csv``,
 ``accuracy.tex``, ``inference.csv`` and ``inference.tex`` atomically; the ``.tex`` files hold a
 booktabs ``tabular`` for ``\\input`` (the document needs ``\\usepackage{booktabs}``).
+``inference.csv`` also gives, per model of the corrected summaries, its batch-1 and batched
+time (``inference.models`` of the summary); ``inference.tex`` keeps the student's.
 
 The module also holds the small readers the report shares: summary cells and the Snakemake
-benchmark files (:func:`read_benchmarks`).
+benchmark files (:func:`geokd.report.run_facts.read_benchmarks`).
 """
 
 from __future__ import annotations
@@ -25,18 +29,23 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from .. import __version__
 from ..atomic import write_text
-from ..errors import InputError
+from .summary import model_names, sort_models
 
 MODELS = ("knn", "transformer", "distilled")
-MODEL_LABELS = {"knn": "KNN (1-NN)", "transformer": "Transformer", "distilled": "Distilled"}
+MODEL_LABELS = {
+    "knn": "KNN (1-NN)",
+    "transformer": "Transformer",
+    "distilled": "Distilled",
+    "label_smoothing": "Label smoothing",
+    "metric": "Metric distillation",
+    "nngk": "NNGK head",
+}
 SPEEDS = ("student_batch1", "student_batched", "knn", "speedup", "speedup_batched")
 SPEED_KEYS = {
     "student_batch1": "student_ms_per_sample",
@@ -75,6 +84,11 @@ PUBLISHED: dict[str, dict[str, Any]] = {
 #: The protocol the published numbers belong to.
 PUBLISHED_PROTOCOL = "paper"
 DISPLAY_NAMES = {"utdmhad": "UTD-MHAD", "signum": "SIGNUM"}
+
+
+def model_label(name: str) -> str:
+    """The table heading of a model (:data:`MODEL_LABELS`; ``a_b`` -> ``A b`` otherwise)."""
+    return MODEL_LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
 def _key(name: str) -> str:
@@ -150,15 +164,18 @@ def knn_metric(summary: Mapping, prefer: Sequence[str] = ()) -> str | None:
     return min(knn) if knn else None
 
 
-def model_cells(summary: Mapping | None, prefer: Sequence[str] = ()) -> dict[str, Cell]:
-    """Accuracy cells (fractions) of a summary: ``knn`` (1-NN), ``transformer``, ``distilled``."""
-    cells = {m: Cell() for m in MODELS}
+def model_cells(
+    summary: Mapping | None, prefer: Sequence[str] = (), models: Sequence[str] = MODELS
+) -> dict[str, Cell]:
+    """Accuracy cells (fractions) of a summary: ``knn`` (1-NN) and the other ``models``
+    (default ``transformer``, ``distilled``); empty cells where the summary has none."""
+    cells = {m: Cell() for m in models}
     if not summary:
         return cells
     metric = knn_metric(summary, prefer)
-    if metric is not None:
+    if metric is not None and "knn" in cells:
         cells["knn"] = Cell(float(summary["knn"][metric]["k1_accuracy"]), note=metric)
-    for mode in ("transformer", "distilled"):
+    for mode in (m for m in models if m != "knn"):
         res = summary.get(mode)
         if res:
             cells[mode] = Cell(
@@ -247,20 +264,37 @@ def _loaded(row: TableRow) -> tuple[Mapping | None, Mapping | None]:
     return _as_summary(row.as_published), _as_summary(row.corrected)
 
 
+def extra_models(rows: Sequence[TableRow]) -> list[str]:
+    """The models of the corrected summaries beyond :data:`MODELS`, in display order."""
+    found = (m for row in rows for m in model_names(_loaded(row)[1] or {}))
+    return [m for m in sort_models(found) if m not in MODELS]
+
+
+def _model_times(summary: Mapping | None) -> Mapping[str, Mapping]:
+    """``inference.models`` of a summary (model -> its times), empty where absent."""
+    return ((summary or {}).get("inference") or {}).get("models") or {}
+
+
+def timed_models(rows: Sequence[TableRow]) -> list[str]:
+    """The models with inference times (``inference.models``) in the corrected summaries."""
+    return sort_models(m for row in rows for m in _model_times(_loaded(row)[1]))
+
+
 def accuracy_records(rows: Sequence[TableRow]) -> list[dict[str, str]]:
     """The accuracy table as CSV records (percent; ``n/a`` where a value is missing)."""
     records = []
+    ours_models = (*MODELS, *extra_models(rows))
     for row in rows:
         asp, ours = _loaded(row)
         pub, _ = _published_cells(row)
         groups = {
             "published": pub,
             "as_published": model_cells(asp, prefer=("paper",)),
-            "corrected": model_cells(ours),
+            "corrected": model_cells(ours, models=ours_models),
         }
         rec = {"dataset": row.dataset, "protocol": row.protocol}
         for g, cells in groups.items():
-            for m in MODELS:
+            for m in cells:
                 pct = _num(cells[m].value, 100, 4)  # type: ignore[arg-type]
                 rec[f"{g}_{m}_pct"] = cells[m].text or pct
                 if g == "published":
@@ -277,6 +311,7 @@ def accuracy_records(rows: Sequence[TableRow]) -> list[dict[str, str]]:
 def inference_records(rows: Sequence[TableRow]) -> list[dict[str, str]]:
     """The inference table as CSV records (ms; speed-up as a factor)."""
     records = []
+    timed = timed_models(rows)
     for row in rows:
         asp, ours = _loaded(row)
         _, pub = _published_cells(row)
@@ -291,6 +326,11 @@ def inference_records(rows: Sequence[TableRow]) -> list[dict[str, str]]:
                 unit = "x" if k.startswith("speedup") else "ms"
                 digits = 2 if k.startswith("speedup") else 4
                 rec[f"{g}_{k}_{unit}"] = _num(cells[k].value, 1, digits)  # type: ignore[arg-type]
+        times = _model_times(ours)
+        for m in timed:
+            lat = times.get(m) or {}
+            rec[f"corrected_{m}_batch1_ms"] = _num(lat.get("ms_per_sample"), 1, 4)
+            rec[f"corrected_{m}_batched_ms"] = _num(lat.get("ms_per_sample_batched"), 1, 4)
         records.append(rec)
     return records
 
@@ -338,19 +378,23 @@ def _row_heads(rows: Sequence[TableRow], i: int) -> list[str]:
 def accuracy_latex(rows: Sequence[TableRow]) -> str:
     """The accuracy table as a booktabs ``tabular`` (percent, 2 decimals)."""
     body = []
+    ours_models = (*MODELS, *extra_models(rows))
     for i, row in enumerate(rows):
         asp, ours = _loaded(row)
         pub, _ = _published_cells(row)
         cells = _row_heads(rows, i)
-        for group in (pub, model_cells(asp, prefer=("paper",)), model_cells(ours)):
+        for group in (pub, model_cells(asp, prefer=("paper",))):
             cells += [fmt_number(group[m], 100, 2, latex=True) for m in MODELS]
+        group = model_cells(ours, models=ours_models)
+        cells += [fmt_number(group[m], 100, 2, latex=True) for m in ours_models]
         body.append(cells)
     comment = (
         f"Generated by geokd {__version__}. Test accuracy (%); models: mean $\\pm$ sample std\n"
         "over seeds; KNN: 1-NN. Needs \\usepackage{booktabs}."
     )
-    columns = [latex_escape(MODEL_LABELS[m]) for m in MODELS] * 3
-    return _tabular(comment, "ll" + "rrr" * 3, (3, 3, 3), columns, body)
+    columns = [latex_escape(model_label(m)) for m in (*MODELS, *MODELS, *ours_models)]
+    widths = (len(MODELS), len(MODELS), len(ours_models))
+    return _tabular(comment, "ll" + "r" * sum(widths), widths, columns, body)
 
 
 def inference_latex(rows: Sequence[TableRow]) -> str:
@@ -407,6 +451,10 @@ def write_tables(
     table_rows = as_rows(rows, as_published)
     if not table_rows:
         raise ValueError("no rows for the tables")
+    table_rows = [  # each summary file read once
+        replace(r, as_published=asp, corrected=ours)
+        for r, (asp, ours) in zip(table_rows, map(_loaded, table_rows), strict=True)
+    ]
     out = Path(out_dir)
     texts = {
         "accuracy.csv": _csv(accuracy_records(table_rows)),
@@ -419,45 +467,3 @@ def write_tables(
         write_text(out / name, text)
         paths.append(out / name)
     return paths
-
-
-def read_benchmarks(benchmarks_dir: str | os.PathLike) -> pd.DataFrame:
-    """Per-rule totals of Snakemake benchmark files ``<dir>/<rule>/**/*.tsv``.
-
-    Returns a frame with columns ``rule``, ``jobs``, ``wall_s_sum``, ``wall_s_max`` (the
-    ``s`` column) and ``max_rss_mb`` (the largest ``max_rss``; NaN where not measured),
-    one row per rule in name order; empty when the folder has no benchmark files.
-    Repeated measurements in one file count as separate jobs.
-    """
-    root = Path(benchmarks_dir)
-    parts = []
-    for path in sorted(root.glob("*/**/*.tsv")):
-        try:
-            table = pd.read_csv(path, sep="\t")
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(path, f"not a readable benchmark file ({exc})") from exc
-        if "s" not in table:
-            raise InputError(path, "not a Snakemake benchmark file (no 's' column)")
-        rss = table["max_rss"] if "max_rss" in table else pd.Series(float("nan"), table.index)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "rule": path.relative_to(root).parts[0],
-                    "s": pd.to_numeric(table["s"], errors="coerce"),
-                    "max_rss": pd.to_numeric(rss, errors="coerce"),
-                }
-            )
-        )
-    columns = ["rule", "jobs", "wall_s_sum", "wall_s_max", "max_rss_mb"]
-    if not parts:
-        return pd.DataFrame(columns=columns)
-    data = pd.concat(parts, ignore_index=True)
-    grouped = data.groupby("rule", sort=True)
-    return pd.DataFrame(
-        {
-            "jobs": grouped.size(),
-            "wall_s_sum": grouped["s"].sum(),
-            "wall_s_max": grouped["s"].max(),
-            "max_rss_mb": grouped["max_rss"].max(),
-        }
-    ).reset_index()[columns]
