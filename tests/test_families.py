@@ -249,3 +249,18 @@ def test_a_family_without_its_teacher_is_refused(bodies):
         train(X, L, y, None, TrainConfig(mode="distilled", **cfg), scfg)
     with pytest.raises(ValueError, match="teacher_D"):
         train(X, L, y, None, TrainConfig(mode="metric", **cfg), scfg)
+
+
+def test_a_seed_ensemble_averages_its_members_probabilities(bodies):
+    from geokd.models.checkpoint import latency_ms_per_sample
+    from geokd.models.ensemble import Ensemble
+
+    seqs, y = bodies
+    scfg = StudentConfig(**STUDENT)
+    X, L = prepare(seqs, 16, frame=scfg.frame, resampling=scfg.resampling)
+    cfg = dict(epochs=1, batch_size=8, progress=False, num_threads=1)
+    members = [train(X, L, y, None, TrainConfig(seed=s, **cfg), scfg)[0] for s in (0, 1)]
+    expected = (predict_proba(members[0], X, L) + predict_proba(members[1], X, L)) / 2
+    ensemble = Ensemble(members).eval()
+    np.testing.assert_allclose(predict_proba(ensemble, X, L), expected, atol=1e-6)
+    assert latency_ms_per_sample(ensemble, X, L, 4, warmup=1, repeats=2) > 0

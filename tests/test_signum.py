@@ -470,7 +470,7 @@ def test_real_signum_config_plans_and_names_a_missing_manifest(tmp_path):
     out = snakemake(work, "-n", "results/report.html").stdout
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.MULTILINE))
     assert jobs["ingest_signum"] == "1" and "synthetic_signum" not in jobs
-    assert jobs["train"] == "6"  # 2 models x 3 seeds
+    assert jobs["train"] == "15"  # 5 model families x 3 seeds
     assert jobs["distance_matrix"] == "6"  # 2 metrics x (train, val, test) x train
 
 

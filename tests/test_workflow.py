@@ -248,6 +248,20 @@ def test_default_config_is_valid_and_plans_the_report():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_a_documented_device_setting_plans_the_workflow(tmp_path, device):
+    """training.train.device (docs/cluster.md, the SLURM profile) passes the schema and the
+    settings at start-up; the train jobs' settings files carry it."""
+    config = copy.deepcopy(TINY)
+    config["training"]["train"]["device"] = device
+    work = make_workdir(tmp_path, config)
+    out = snakemake(work, "-n", "-p", "results/report.html").stdout
+    files = set(re.findall(r"geokd train .*--settings (\S+)", out))
+    assert files
+    for path in files:
+        assert json.loads((work / path).read_text())["train"]["device"] == device
+
+
 def test_real_data_config_replaces_the_default(utd_dir, tmp_path):
     """config/utd_mhad.yaml with --replace-workflow-config plans the real datasets only."""
     config = yaml.safe_load((ROOT / "config" / "utd_mhad.yaml").read_text())

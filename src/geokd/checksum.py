@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from .errors import InputError
+from .jsonfile import json_text
 
 #: How a reader says what to do about a damaged artifact.
 RECOMPUTE = "delete it (and its .json sidecar) and rerun the workflow to recompute it"
@@ -43,7 +44,7 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 def sidecar_bytes(data: bytes, fields: dict | None = None) -> bytes:
     """The sidecar of ``data`` as JSON bytes: ``fields`` plus ``sha256`` and ``size``."""
     sidecar = {**(fields or {}), "sha256": sha256_bytes(data), "size": len(data)}
-    return (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode()
+    return json_text(sidecar).encode()
 
 
 def read_sidecar(path: str | os.PathLike) -> dict:

@@ -206,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=commands.train)
 
+    ens = sub.add_parser("ensemble", help="evaluate a seed ensemble of trained students")
+    ens.add_argument("store", help="Parquet sequence store")
+    ens.add_argument("split", help="split table (TSV)")
+    ens.add_argument("out_dir", help="output folder: metrics.json, timings.json")
+    ens.add_argument("checkpoints", nargs="+", help="the members' model.pt files")
+    ens.add_argument("--name", required=True, help="the ensemble's model name")
+    ens.set_defaults(func=commands.ensemble)
+
     summ = sub.add_parser("summarize", help="gather one dataset/protocol into summary.json")
     summ.add_argument("out", help="output summary (JSON)")
     summ.add_argument("--dataset", required=True)

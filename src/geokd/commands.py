@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -154,7 +153,7 @@ def distances_assemble(args: argparse.Namespace) -> None:
 
 
 def teacher(args: argparse.Namespace) -> None:
-    from .atomic import write_text
+    from .jsonfile import write_json
     from .models.teacher import make_soft_labels
 
     s = settings_of(args)
@@ -164,7 +163,7 @@ def teacher(args: argparse.Namespace) -> None:
         raise SettingsError("method", f"unknown teacher method {method!r}")
     params = dataclasses.asdict(build(cls, {k: v for k, v in s.items() if k != "method"}, method))
     result = make_soft_labels(args.matrix, args.split, args.out, method, **params)
-    write_text(args.diagnostics, json.dumps(result, indent=1, sort_keys=True) + "\n")
+    write_json(args.diagnostics, result)
     _say(f"wrote {args.out}: LOO accuracy {result['accuracy']:.3f}")
 
 
@@ -223,6 +222,13 @@ def train(args: argparse.Namespace) -> None:
         distances_path=args.distances,
     )
     _say(f"{args.mode} seed {args.seed}: test accuracy {result['test']['accuracy']:.3f}")
+
+
+def ensemble(args: argparse.Namespace) -> None:
+    from .models.ensemble import run_ensemble
+
+    result = run_ensemble(args.store, args.split, args.checkpoints, args.out_dir, args.name)
+    _say(f"{args.name}: test accuracy {result['test']['accuracy']:.3f}")
 
 
 def summarize(args: argparse.Namespace) -> None:

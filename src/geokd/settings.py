@@ -31,6 +31,7 @@ from .data.signum_synthetic import SignumSyntheticConfig
 from .data.skeleton import UTD_MHAD_ACTIONS
 from .data.synthetic import SyntheticConfig
 from .errors import InputError
+from .jsonfile import json_text
 from .models.config import MODE_FIELDS, MODES, StudentConfig, TrainConfig
 
 #: UTD-MHAD: 8 subjects, 4 trials of each action (861 usable sequences)
@@ -116,6 +117,8 @@ class TrainingSettings:
     models: list[str] = field(default_factory=lambda: list(MODELS))
     train: TrainConfig = field(default_factory=TrainConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
+    #: families whose seeds are also evaluated as one ensemble (``<family>_ensemble``)
+    ensembles: list[str] = field(default_factory=list)
     #: per model family: ``{"train": {...}, "student": {...}}`` merged over train and student
     per_model: dict[str, dict] = field(default_factory=dict)
 
@@ -305,6 +308,11 @@ def _check_cross(s: Settings) -> None:
     for model in s.training.models:
         if model not in MODELS:
             raise SettingsError("training.models", f"unknown model {model!r} (known: {MODELS})")
+    for model in s.training.ensembles:
+        if model not in s.training.models:
+            raise SettingsError(
+                "training.ensembles", f"{model!r} is not in training.models of dataset {s.name}"
+            )
     for model, over in s.training.per_model.items():
         key = f"training.per_model.{model}"
         if model not in MODELS:
@@ -385,7 +393,7 @@ def job_settings(s: Settings, job: str, **wildcards) -> dict:
 
 def settings_bytes(values: dict) -> bytes:
     """The one JSON format of geokd's settings files (sorted keys, indent 1)."""
-    return (json.dumps(values, indent=1, sort_keys=True) + "\n").encode()
+    return json_text(values).encode()
 
 
 def write_settings_file(values: dict, folder: str | os.PathLike) -> Path:

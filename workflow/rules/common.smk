@@ -71,10 +71,6 @@ def split_path(dataset, protocol):
     return f"{protocol_dir(dataset, protocol)}/split.tsv"
 
 
-def summary_path(dataset, protocol):
-    return f"{protocol_dir(dataset, protocol)}/summary.json"
-
-
 def protocols():
     return [(d, p) for d, s in SETTINGS.items() for p in s.dataset.protocols]
 
@@ -89,7 +85,7 @@ def all_matrices():
 
 
 def all_summaries():
-    return [summary_path(d, p) for d, p in protocols()]
+    return [f"{protocol_dir(d, p)}/summary.json" for d, p in protocols()]
 
 
 def all_outputs():
@@ -108,7 +104,6 @@ def signum_manifest(wildcards):
 
 # ---------------------------------------------------------------- distances
 def distance_blocks(wildcards):
-    """The matrix's planned blocks (known once the split checkpoint has run)."""
     w = wildcards
     split = checkpoints.split.get(dataset=w.dataset, protocol=w.protocol).output[0]
     size = SETTINGS[w.dataset].distances.block_size
@@ -154,6 +149,11 @@ def train_inputs(wildcards):
     return inputs
 
 
+def ensemble_members(wildcards):
+    base = f"{protocol_dir(wildcards.dataset, wildcards.protocol)}/models/{wildcards.model}"
+    return [f"{base}/seed{n}/model.pt" for n in SETTINGS[wildcards.dataset].training.seeds]
+
+
 def teacher_option(wildcards, input):
     """--soft-labels (distilled) or --distances (metric): what the model learns from."""
     extra = {"teacher": "--soft-labels", "distances": "--distances"}
@@ -165,6 +165,7 @@ def summary_inputs(wildcards):
     d, p = wildcards.dataset, wildcards.protocol
     s, base = SETTINGS[d], protocol_dir(d, p)
     runs = [f"{base}/models/{m}/seed{n}" for m in s.training.models for n in s.training.seeds]
+    runs += [f"{base}/models/{m}_ensemble" for m in s.training.ensembles]
     return {
         "store": store_path(d),
         "knn": [f"{base}/knn/{m}.json" for m in s.metrics],
@@ -194,5 +195,5 @@ def tables_args(wildcards):
     for d, p in protocols():
         of = SETTINGS[d].dataset.as_published_of
         option = "--summary" if of is None else "--as-published"
-        args.append(f"{option} {of or d}/{p}={summary_path(d, p)}")
+        args.append(f"{option} {of or d}/{p}={protocol_dir(d, p)}/summary.json")
     return " ".join(args)

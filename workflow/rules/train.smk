@@ -30,3 +30,27 @@ rule train:
         "python -m geokd train {input.store} {input.split} {params.out_dir}"
         " --mode {wildcards.model} --seed {wildcards.seed} {params.teacher}"
         " --threads {threads} --settings {params.settings} > {log} 2>&1"
+
+
+rule ensemble:
+    input:
+        store="data/interim/{dataset}/sequences.parquet",
+        split="results/{dataset}/{protocol}/split.tsv",
+        members=ensemble_members,
+    output:
+        metrics="results/{dataset}/{protocol}/models/{model}_ensemble/metrics.json",
+        timings="results/{dataset}/{protocol}/models/{model}_ensemble/timings.json",
+    log:
+        "logs/ensemble/{dataset}/{protocol}/{model}.log",
+    benchmark:
+        "benchmarks/ensemble/{dataset}/{protocol}/{model}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        out_dir=subpath(output.metrics, parent=True),
+    shell:
+        "python -m geokd ensemble {input.store} {input.split} {params.out_dir} {input.members}"
+        " --name {wildcards.model}_ensemble > {log} 2>&1"

@@ -13,7 +13,6 @@ Conventions (used by :mod:`geokd.models.teacher` too):
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -189,8 +188,8 @@ def run_knn(
     ``n_classes`` is the split table's ``max label + 1``. The output adds ``matrix`` (file
     name) and ``metric`` (from the matrix sidecar) to :func:`knn_evaluate`'s dict.
     """
-    from ..atomic import write_text
     from ..distances.shards import load_aligned
+    from ..jsonfile import write_json
 
     D, sidecar, test, train = load_aligned(matrix_path, split_table, "test", "train")
     n_classes = int(max(test["label"].max(), train["label"].max())) + 1
@@ -199,7 +198,7 @@ def run_knn(
         "matrix": Path(matrix_path).name,
         "metric": sidecar["metric"],
     } | result
-    write_text(out_json, json.dumps(result, indent=1) + "\n")
+    write_json(out_json, result)
     return result
 
 
@@ -222,9 +221,9 @@ def knn_latency(
     """
     import time
 
-    from ..atomic import write_text
     from ..distances import knn_query, prepare
     from ..distances.shards import select_sequences, split_ids
+    from ..jsonfile import write_json
 
     train = split_ids(split_table, "train")
     test = split_ids(split_table, "test")[:n_queries]
@@ -241,5 +240,5 @@ def knn_latency(
             times.append(time.perf_counter() - t0)
         result[key] = float(np.median(times)) * 1000.0
     result["threads"] = n_jobs
-    write_text(out_json, json.dumps(result, indent=1) + "\n")
+    write_json(out_json, result)
     return result

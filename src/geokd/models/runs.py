@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, replace
@@ -17,15 +16,14 @@ from ..data.splits import read_split
 from ..data.store import load_sequences
 from ..distances.shards import load_aligned
 from ..errors import InputError
+from ..jsonfile import json_text
 from ..provenance import git_revision
 from .checkpoint import CHECKPOINT_FORMAT, checkpoint_bytes, latency_ms_per_sample
 from .student import StudentConfig, prepare
 from .teacher import read_soft_labels
 from .train import TrainConfig, evaluate, torch_threads, train
 
-
-def _dump(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+_dump = json_text
 
 
 def run_training(

@@ -42,6 +42,7 @@ import numpy as np
 from ..atomic import write_many, write_text
 from ..checksum import sha256_bytes, sha256_file
 from ..errors import InputError, read_json
+from ..jsonfile import json_text
 from ..provenance import git_revision, package_versions
 
 #: Model families in display order; other names (ensembles...) follow in name order.
@@ -395,7 +396,7 @@ def summarize(
 
 
 def _dump(obj: dict) -> str:
-    return json.dumps(obj, indent=1, sort_keys=True) + "\n"
+    return json_text(obj)
 
 
 def read_summary(path: str | os.PathLike, timings: str | os.PathLike | None = None) -> dict:
