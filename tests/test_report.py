@@ -28,7 +28,7 @@ from geokd.report import plots_results as rplots
 from geokd.report import summary as summary_mod
 from geokd.report.html import figure_stage
 from geokd.report.page import DatasetEntry, build_report
-from geokd.report.results import _comparison_html, mode_title
+from geokd.report.results import _comparison_html, mode_title, seed_key
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVIL = '<script>alert("x")</script>'
@@ -542,9 +542,13 @@ def _assert_tables_match_summary(text: str, summary: dict) -> None:
     for mode in summary_mod.model_names(summary):
         title = html.escape(TITLES.get(mode) or mode_title(mode))
         res = summary[mode]
-        cell = f"{_pct(res['accuracy_mean'])} ± {_pct(res['accuracy_std'])}"
+        # one run (an ensemble) has no spread to show
+        cell = _pct(res["accuracy_mean"])
+        if res["n_seeds"] > 1:
+            cell += f" ± {_pct(res['accuracy_std'])}"
         seeds = ", ".join(
-            f"{s}: {_pct(a)}" for s, a in sorted(res["per_seed"].items(), key=lambda x: int(x[0]))
+            f"{s}: {_pct(a)}"
+            for s, a in sorted(res["per_seed"].items(), key=lambda x: seed_key(x[0]))
         )
         assert (
             f'<td>{title}</td><td class="num">{cell}</td>'
@@ -894,3 +898,8 @@ def test_figures_are_filed_by_stage(key, stage):
     assert figure_stage(key) == stage
     with pytest.raises(KeyError):
         figure_stage("distancesX")
+
+
+def test_seed_key_orders_numeric_seeds_then_named_runs():
+    seeds = ["10", "ensemble", "2", "0"]
+    assert sorted(seeds, key=seed_key) == ["0", "2", "10", "ensemble"]

@@ -295,7 +295,7 @@ def test_an_as_published_dataset_gets_its_own_settings_and_fills_the_tables(tmp_
         "distances": {"metrics": ["paper"], "block_size": 7},
         "teacher": {"metric": "paper", "methods": ["softmax"], "softmax": {"temperature": 3.0}},
         "knn": {"k_max": 3},
-        "training": {"seeds": [5], "train": {"epochs": 1}},
+        "training": {"seeds": [5], "models": ["transformer", "distilled"], "train": {"epochs": 1}},
     }
     config["datasets"]["tiny_asp"] = variant
     work = make_workdir(tmp_path, config)

@@ -156,6 +156,11 @@ def _comparison_html(summary: dict) -> str:
     return out
 
 
+def seed_key(seed: str) -> tuple:
+    """Numeric seeds in order, then named runs (an ensemble's ``"ensemble"``)."""
+    return (0, int(seed), "") if str(seed).lstrip("-").isdigit() else (1, 0, str(seed))
+
+
 def _accuracy_html(summary: dict) -> str:
     rows = []
     for metric, res in sorted((summary.get("knn") or {}).items()):
@@ -173,7 +178,7 @@ def _accuracy_html(summary: dict) -> str:
     for mode in model_names(summary):
         res = summary[mode]
         cell = Cell(res["accuracy_mean"], res["accuracy_std"], res["n_seeds"])
-        per_seed = sorted(res.get("per_seed", {}).items(), key=lambda kv: int(kv[0]))
+        per_seed = sorted(res.get("per_seed", {}).items(), key=lambda kv: seed_key(kv[0]))
         seeds = ", ".join(f"{s}: {100 * a:.2f}" for s, a in per_seed)
         rows.append(
             [
