@@ -369,7 +369,6 @@ def test_knn_exact_with_pruning_and_ties():
 
 @pytest.mark.parametrize("metric", ["procrustes", "paper", "euclidean", "hand"])
 def test_torch_backend_matches_cpu(metric):
-    pytest.importorskip("torch")
     K = 42 if metric == "hand" else 20
     ss = seqs(30, [1, 4, 7, 3], K=K)
     q = seqs(31, [5, 2], K=K)
@@ -385,7 +384,8 @@ def test_torch_backend_matches_cpu(metric):
 
 
 def test_auto_backend_without_cuda_is_the_cpu_kernel():
-    torch = pytest.importorskip("torch")
+    import torch
+
     ss = seqs(32, [3, 5])
     if not torch.cuda.is_available():
         np.testing.assert_array_equal(D.cdist(ss, backend="auto"), D.cdist(ss))
