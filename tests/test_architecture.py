@@ -138,3 +138,34 @@ def test_common_smk_stays_small():
     """Snakemake plumbing only (targets, input functions, resources): logic lives in geokd."""
     common = (PKG.parents[1] / "workflow/rules/common.smk").read_text().splitlines()
     assert len(common) < 200, len(common)
+
+
+def test_code_hash_follows_the_stages_and_ignores_docstrings(tmp_path):
+    """The workflow's `code` param: a change reaches its stage and the later ones only."""
+    import shutil
+
+    from geokd.provenance import CODE_STAGES, code_hash
+
+    pkg = tmp_path / "geokd"
+    shutil.copytree(PKG, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {s: code_hash(pkg, s) for s in CODE_STAGES}
+    assert before == {s: code_hash(PKG, s) for s in CODE_STAGES}  # paths are relative
+    assert len(set(before.values())) == len(CODE_STAGES)
+
+    def changed(path: Path, text: str) -> set[str]:
+        old = path.read_text()
+        path.write_text(text(old))
+        try:
+            return {s for s in CODE_STAGES if code_hash(pkg, s) != before[s]}
+        finally:
+            path.write_text(old)
+
+    probe = lambda t: t + "\nPROBE = 1\n"  # noqa: E731
+    assert changed(pkg / "settings.py", probe) == set(CODE_STAGES)
+    assert changed(pkg / "distances/shards.py", probe) == {"distances", "models", "report"}
+    assert changed(pkg / "models/teacher.py", probe) == {"models", "report"}
+    assert changed(pkg / "report/tables.py", probe) == {"report"}
+    # docstrings, comments and formatting do not count
+    reworded = lambda t: t.replace('"""', '"""Reworded. ', 1)  # noqa: E731
+    assert changed(pkg / "models/teacher.py", reworded) == set()
+    assert changed(pkg / "data/store.py", lambda t: t + "\n# a note\n\n") == set()

@@ -210,12 +210,17 @@ def test_settings_named_in_profiles_and_docs_are_accepted():
             mentioned.add((m.group(1), m.group(2)))
         for m in re.finditer(r"training: \{train: \{(\w+): (\w+)\}\}", path.read_text()):
             mentioned.add((f"training.train.{m.group(1)}", m.group(2)))
+        for m in re.finditer(r"\b(distances\.backend): (\w+)", path.read_text()):
+            mentioned.add((m.group(1), m.group(2)))
     assert ("training.train.device", "cuda") in mentioned, mentioned
+    assert ("distances.backend", "cuda") in mentioned, mentioned
     for key, value in mentioned:
-        config = copy.deepcopy(CONFIG)
-        config["training"]["train"][key.split(".")[-1]] = value
+        config = _with(key, value)
         jsonschema.validate(config, SCHEMA)
-        resolve(config, "synthetic")
+        node = resolve(config, "synthetic")
+        for part in key.split("."):
+            node = getattr(node, part)
+        assert node == value, key
 
 
 def _with(path: str, value):

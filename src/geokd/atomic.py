@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import lifeline
+
 
 def _output_error(exc: OSError, target: Path) -> OSError:
     """``exc`` as an :class:`OSError` naming the target (not the temporary file)."""
@@ -90,7 +92,9 @@ def atomic_paths(*targets: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
     disk or a read-only folder fails before any target is touched. The renames follow in
     the order of ``targets`` (put a checksum sidecar last). On any exception the temporary
     files are removed and the targets are left untouched; an :class:`OSError` is re-raised
-    naming the target. Parent folders are created if needed.
+    naming the target. Parent folders are created if needed. A ``geokd`` step whose parent
+    process has exited (an abandoned job) renames nothing:
+    :class:`geokd.lifeline.OrphanedError`.
     """
     paths = [Path(t) for t in targets]
     temps: list[Path] = []
@@ -112,6 +116,8 @@ def atomic_paths(*targets: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)
+        current = paths[0] if paths else current
+        lifeline.check_current(current)  # an orphaned step commits nothing (geokd.lifeline)
         for tmp, target in zip(temps, paths, strict=True):
             current = target
             os.replace(tmp, target)

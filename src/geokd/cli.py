@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import sys
 
-from . import __version__, commands
+from . import __version__, commands, lifeline
 from .errors import InputError
 from .models.config import MODES
 
@@ -32,6 +32,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def _duplicates_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        default=None,
+        help="keep one recording stored under two names or labels (same SHA-256)",
+    )
 
 
 def _signum_parsers(sub, isub) -> None:
@@ -60,7 +69,15 @@ def _signum_parsers(sub, isub) -> None:
     sig.add_argument(
         "--skip-bad",
         action="store_true",
+        default=None,  # unset: the --settings file's skip_bad decides
         help="write the good sequences and list rejected samples instead of failing",
+    )
+    _duplicates_option(sig)
+    sig.add_argument(
+        "--allow-outside-paths",
+        action="store_true",
+        default=None,
+        help="read manifest paths outside the manifest's folder (absolute or with ..)",
     )
     sig.add_argument("--rejected", help="TSV of rejected samples (default OUT.rejected.tsv)")
     _settings_option(sig)
@@ -119,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     utd.add_argument(
         "--skip-bad",
         action="store_true",
+        default=None,  # unset: the --settings file's skip_bad decides
         help="write the good sequences and list rejected files instead of failing",
     )
+    _duplicates_option(utd)
     utd.add_argument("--rejected", help="TSV of rejected files (default OUT.rejected.tsv)")
     utd.add_argument(
         "--layout",
@@ -155,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     block.add_argument("out", help="output block (.npy, with a .npy.json sidecar)")
     block.add_argument("--block", type=int, nargs=2, required=True, metavar=("BI", "BJ"))
     block.add_argument("--threads", type=int, default=None, help="CPU threads (default all)")
+    block.add_argument(
+        "--backend",
+        choices=("cpu", "torch", "cuda", "auto"),
+        help="distance kernel (default cpu; auto: cuda where a GPU is visible)",
+    )
     _matrix_options(block)
     block.set_defaults(func=commands.distances_block)
     asm = dsub.add_parser("assemble", help="check every block and write the full matrix")
@@ -214,6 +238,25 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--name", required=True, help="the ensemble's model name")
     ens.set_defaults(func=commands.ensemble)
 
+    pred = sub.add_parser("predict", help="apply a trained student to new sequences (CSV)")
+    pred.add_argument("checkpoint", help="a student's model.pt (with its model.pt.json)")
+    pred.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="a sequence store (.parquet), a folder of UTD-MHAD .mat files, or a SIGNUM "
+        "manifest (or its folder)",
+    )
+    pred.add_argument("--out", required=True, help="output CSV")
+    pred.add_argument("--batch-size", type=_positive_int, help="default: the checkpoint's")
+    pred.set_defaults(func=commands.predict)
+
+    exp = sub.add_parser("export", help="export a student to ONNX or TorchScript")
+    exp.add_argument("checkpoint", help="a student's model.pt (with its model.pt.json)")
+    exp.add_argument("out", help="output file (its metadata goes to OUT.json)")
+    exp.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    exp.set_defaults(func=commands.export)
+
     summ = sub.add_parser("summarize", help="gather one dataset/protocol into summary.json")
     summ.add_argument("out", help="output summary (JSON)")
     summ.add_argument("--dataset", required=True)
@@ -225,7 +268,24 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument(
         "--timings-out", help="write the measured times here, not into the summary (JSON)"
     )
+    summ.add_argument(
+        "--check",
+        nargs="*",
+        default=[],
+        metavar="ARTIFACT",
+        help="checksummed artifacts the results stand on (model.pt, soft labels): each must "
+        "match its .json sidecar, else nothing is written",
+    )
     summ.set_defaults(func=commands.summarize)
+
+    dvc = sub.add_parser("dvc-metrics", help="the flat metrics and training curves DVC reads")
+    dvc.add_argument("summary", help="a protocol's summary.json")
+    dvc.add_argument("metrics_out", help="output: flat metrics (JSON)")
+    dvc.add_argument("curves_out", help="output: training curves, one row per epoch (JSON)")
+    dvc.add_argument(
+        "histories", nargs="*", metavar="MODEL=HISTORY", help="the runs' history.json files"
+    )
+    dvc.set_defaults(func=commands.dvc_metrics)
 
     verify = sub.add_parser(
         "verify", help="check every checksummed artifact (blocks, matrices, soft labels, models)"
@@ -276,9 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the geokd command (not a call from Python): die with the parent
+        lifeline.arm()
     args = build_parser().parse_args(argv)
     try:
         rc = args.func(args)
+    except lifeline.OrphanedError as exc:  # its job is gone: nothing was written
+        print(f"geokd: error: {exc}", file=sys.stderr)
+        return 1
     except (InputError, ValueError) as exc:
         print(f"geokd: error: {exc}", file=sys.stderr)
         return 2

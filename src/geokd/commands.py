@@ -48,6 +48,7 @@ def ingest_utd(args: argparse.Namespace) -> None:
         skip_bad=bool(_pick(args, s, "skip_bad", False)),
         rejected_out=args.rejected,
         layout=_pick(args, s, "layout", "natural"),
+        allow_duplicates=bool(_pick(args, s, "allow_duplicates", False)),
     )
     _say(f"wrote {n} sequences to {args.out}; {len(rejected)} file(s) rejected")
 
@@ -82,6 +83,8 @@ def ingest_signum(args: argparse.Namespace) -> None:
         dataset=args.dataset or "signum",
         n_signs=args.n_signs or N_SIGNS,
         n_signers=args.n_signers or N_SIGNERS,
+        allow_duplicates=bool(_pick(args, s, "allow_duplicates", False)),
+        allow_outside_paths=bool(_pick(args, s, "allow_outside_paths", False)),
     )
     _say(f"wrote {n} sequences to {args.out}; {len(rejected)} sample(s) rejected")
 
@@ -139,7 +142,10 @@ def distances_block(args: argparse.Namespace) -> None:
 
     spec, block_size = _matrix_spec(args)
     block = tuple(args.block)
-    compute_block(args.store, args.split, args.out, spec, block, block_size, args.threads)
+    backend = _pick(args, settings_of(args), "backend", "cpu")
+    compute_block(
+        args.store, args.split, args.out, spec, block, block_size, args.threads, backend=backend
+    )
     _say(f"wrote block {block} of {spec} to {args.out}")
 
 
@@ -231,9 +237,42 @@ def ensemble(args: argparse.Namespace) -> None:
     _say(f"{args.name}: test accuracy {result['test']['accuracy']:.3f}")
 
 
+def predict(args: argparse.Namespace) -> None:
+    from .models.predict import run_predict
+
+    result = run_predict(args.checkpoint, args.inputs, args.out, args.batch_size)
+    line = f"{args.out}: {result['n_sequences']} sequence(s) predicted"
+    if result["n_labelled"]:
+        line += f"; accuracy {result['accuracy']:.4f} on the {result['n_labelled']} labelled"
+    _say(line)
+
+
+def export(args: argparse.Namespace) -> None:
+    from .models.export import export_student
+
+    meta = export_student(args.checkpoint, args.format, args.out)
+    _say(f"{args.out}: {args.format}, {meta['size']} bytes; metadata in {args.out}.json")
+
+
+def dvc_metrics(args: argparse.Namespace) -> None:
+    from .report.dvc import write_dvc_files
+
+    pairs = []
+    for item in args.histories:
+        mode, sep, path = item.partition("=")
+        if not sep or not mode or not path:
+            raise InputError(item, "expected MODEL=HISTORY")
+        pairs.append((mode, path))
+    metrics = write_dvc_files(args.summary, pairs, args.metrics_out, args.curves_out)
+    _say(f"{args.metrics_out}: {len(metrics)} metrics; {args.curves_out}: curves")
+
+
 def summarize(args: argparse.Namespace) -> None:
+    from .checksum import verify_sidecar
     from .report.summary import summarize as write_summary
 
+    for artifact in args.check:
+        verify_sidecar(artifact)  # InputError naming a missing or damaged one
     write_summary(
         args.out,
         knn=args.knn,
@@ -301,6 +340,18 @@ def verify(args: argparse.Namespace) -> int:
         if args.delete:
             for p in (path, sidecar_path(path)) if path.suffix != ".json" else (path,):
                 p.unlink(missing_ok=True)
-    action = "deleted (the workflow recomputes them)" if args.delete else "damaged"
-    print(f"checked {len(artifacts)} artifact(s): {len(damaged)} {action}")
+    print(f"checked {len(artifacts)} artifact(s): {len(damaged)} damaged")
+    if damaged and args.delete:
+        # true because the workflow's default rule asks for every matrix, model and
+        # soft-label file (with its sidecar) by name (workflow/rules/common.smk: all_outputs)
+        print(
+            f"deleted the {len(damaged)} damaged file(s) and their sidecars. The next workflow "
+            "run (`snakemake --cores all`, the default target) recomputes each deleted distance "
+            "matrix, soft-label file and model that the config asks for, and what was computed "
+            "from it; a distance block (temporary) is recomputed only while its matrix is "
+            "missing, and an artifact of a dataset, protocol, model or seed no longer in the "
+            "config is not recomputed."
+        )
+    elif damaged:
+        print("`geokd verify --delete` deletes them so that the workflow recomputes them")
     return 2 if damaged and not args.delete else 0

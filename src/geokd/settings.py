@@ -54,9 +54,13 @@ class SettingsError(ValueError):
 @dataclass
 class IngestSettings:
     """``ingest``: ``skip_bad`` writes the good sequences and a table of rejected raw files
-    (``<store>.rejected.tsv``) instead of failing."""
+    (``<store>.rejected.tsv``) instead of failing; ``allow_duplicates`` keeps one recording
+    (the same raw-file SHA-256) stored under two names or labels, otherwise an error naming
+    both; ``allow_outside_paths`` lets a SIGNUM manifest list files outside its folder."""
 
     skip_bad: bool = False
+    allow_duplicates: bool = False
+    allow_outside_paths: bool = False
 
 
 @dataclass
@@ -68,6 +72,7 @@ class DistanceSettings:
     block_size: int = 64
     window: int | None = None
     metric_params: dict[str, dict[str, float]] = field(default_factory=dict)
+    backend: str = "cpu"
 
 
 @dataclass
@@ -345,6 +350,10 @@ def job_settings(s: Settings, job: str, **wildcards) -> dict:
     d = s.dataset
     if job == "ingest":
         out = {"source": d.source, "skip_bad": s.ingest.skip_bad}
+        if d.source in ("utd_mhad", "signum"):
+            out["allow_duplicates"] = s.ingest.allow_duplicates
+        if d.source == "signum":
+            out["allow_outside_paths"] = s.ingest.allow_outside_paths
         if d.source == "synthetic":
             cfg = dataclasses.replace(d.synthetic or SyntheticConfig(), dataset=s.name)
             out["synthetic"] = asdict(cfg)
@@ -364,6 +373,7 @@ def job_settings(s: Settings, job: str, **wildcards) -> dict:
             "block_size": s.distances.block_size,
             "window": s.distances.window,
             "metric_params": s.distances.metric_params.get(metric, {}),
+            "backend": s.distances.backend,
         }
     if job == "teacher":
         return {"method": wildcards["method"], **asdict(getattr(s.teacher, wildcards["method"]))}

@@ -311,6 +311,7 @@ def faults_config(**changes) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 _SETTINGS_DIR = Path(tempfile.mkdtemp(prefix="geokd-settings-"))
+_SETTINGS_DIR.chmod(0o755)  # readable by the unprivileged user of test_disk_full.py
 
 
 def settings_file(values: dict | str) -> Path:

@@ -1,32 +1,24 @@
-# What Snakemake needs: validation, resolved settings, constraints, targets, input functions, by
-# stage. Settings and defaults live in src/geokd/settings.py; each job gets its slice as a small
-# content-addressed JSON file (--settings): a changed setting reruns exactly the jobs it shapes.
+# What Snakemake needs: validation, settings, constraints, targets, input functions, by stage.
+# Defaults live in src/geokd/settings.py; each job gets its slice as a content-addressed JSON
+# file (--settings). A job reruns when a setting, its stage's code (CODE), its command
+# (rerun-triggers: code) or its raw files (listing) change (docs/reliability.md).
 import sys
+from functools import cache
 from pathlib import Path
 
-from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
-
-# Jobs run `python -m geokd` from this checkout (PYTHONPATH) with Snakemake's interpreter
-# (the venv) or, with --sdm conda, the rule's conda env.
-SRC = Path(workflow.basedir).parent / "src"
-_prefix = f'set -euo pipefail; export PYTHONPATH="{SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
-if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
-    _prefix += f'export PATH="{Path(sys.executable).parent}:$PATH"; '
-shell.prefix(_prefix)
-
-sys.path.insert(0, str(SRC))
-from geokd.distances.shards import matrix_pairs, planned_blocks  # noqa: E402
+sys.path.insert(0, str(SRC))  # SRC, and how jobs run: workflow/Snakefile
+from geokd.data.raw_listing import refresh_listing  # noqa: E402
+from geokd.distances.shards import block_minutes, matrix_pairs, planned_blocks  # noqa: E402
+from geokd.provenance import CODE_STAGES, code_hash  # noqa: E402
 from geokd.settings import MODELS, job_settings, resolve_all, write_settings_file  # noqa: E402
 
 SETTINGS = resolve_all(config)  # SettingsError names the config key of a bad value
-SETTINGS_DIR = ".snakemake/geokd/settings"
-
-
-def alternatives(names):
-    return "|".join(names) if names else "(?!x)x"
+# CODE[stage]: each rule's param `code`: a code change reruns the stages it reaches (provenance)
+CODE = {stage: code_hash(SRC / "geokd", stage) for stage in CODE_STAGES}
+alternatives = lambda names: "|".join(names) if names else "(?!x)x"
 
 
 def named(source=None, generated=False):
@@ -50,29 +42,24 @@ wildcard_constraints:
 
 def settings_file(job):
     """Param function: the file holding job family `job`'s settings slice for these wildcards."""
-
-    def path(wildcards):
-        values = job_settings(SETTINGS[wildcards.dataset], job, **dict(wildcards.items()))
-        return str(write_settings_file(values, SETTINGS_DIR))
-
-    return path
+    values = lambda w: job_settings(SETTINGS[w.dataset], job, **dict(w.items()))
+    return lambda w: str(write_settings_file(values(w), ".snakemake/geokd/settings"))
 
 
 # ---------------------------------------------------------------- paths and targets
-def store_path(dataset):
-    return f"data/interim/{dataset}/sequences.parquet"
+store_path = lambda dataset: f"data/interim/{dataset}/sequences.parquet"
+protocol_dir = lambda dataset, protocol: f"results/{dataset}/{protocol}"
+split_path = lambda dataset, protocol: f"results/{dataset}/{protocol}/split.tsv"
+protocols = lambda: [(d, p) for d, s in SETTINGS.items() for p in s.dataset.protocols]
+all_summaries = lambda: [f"{protocol_dir(d, p)}/summary.json" for d, p in protocols()]
 
 
-def protocol_dir(dataset, protocol):
-    return f"results/{dataset}/{protocol}"
-
-
-def split_path(dataset, protocol):
-    return f"{protocol_dir(dataset, protocol)}/split.tsv"
-
-
-def protocols():
-    return [(d, p) for d, s in SETTINGS.items() for p in s.dataset.protocols]
+def seed_runs(d, p, models=None):
+    """The run folders models/<model>/seed<N> of a protocol (default: every model)."""
+    s, base = SETTINGS[d], protocol_dir(d, p)
+    return [
+        f"{base}/models/{m}/seed{n}" for m in models or s.training.models for n in s.training.seeds
+    ]
 
 
 def all_matrices():
@@ -84,27 +71,42 @@ def all_matrices():
     ]
 
 
-def all_summaries():
-    return [f"{protocol_dir(d, p)}/summary.json" for d, p in protocols()]
+def checked(d, p):
+    """The checksummed models and soft labels of a protocol: read (and checked) by its summary."""
+    soft_labels = [f"{protocol_dir(d, p)}/teacher/{m}.parquet" for m in SETTINGS[d].teacher.methods]
+    return [f"{run}/model.pt" for run in seed_runs(d, p)] + soft_labels
 
 
 def all_outputs():
-    return ["results/report.html", "results/tables/accuracy.csv", *all_matrices(), *all_summaries()]
+    """Report, tables, summaries, DVC's files and every checksummed artifact, by name."""
+    per_protocol = ("summary.json", "metrics.json", "training_curves.json")
+    return [
+        "results/report.html",
+        "results/tables/accuracy.csv",
+        *all_matrices(),
+        *[f"{protocol_dir(d, p)}/{name}" for d, p in protocols() for name in per_protocol],
+        *[f for d, p in protocols() for path in checked(d, p) for f in (path, f"{path}.json")],
+    ]
 
 
 # ---------------------------------------------------------------- ingest
-def raw_dir(wildcards):
-    return SETTINGS[wildcards.dataset].dataset.raw_dir
+@cache
+def raw_inputs_of(dataset):
+    """The raw folder or manifest (its time ignored) and the checksums of the files ingest
+    reads, refreshed once per run (geokd.data.raw_listing); or a generated SIGNUM folder."""
+    d = SETTINGS[dataset].dataset
+    if d.synthetic_signum:
+        return {"raw": f"data/raw/{dataset}"}
+    raw, out = d.raw_dir or d.manifest, f"data/interim/{dataset}/raw_listing.tsv"
+    listing = refresh_listing(d.source, raw, out, f".snakemake/geokd/raw/{dataset}.json")
+    return {"raw": ancient(raw), "listing": listing}
 
 
-def signum_manifest(wildcards):
-    s = SETTINGS[wildcards.dataset].dataset
-    return f"data/raw/{wildcards.dataset}" if s.synthetic_signum else s.manifest
+raw_inputs = lambda w: raw_inputs_of(w.dataset)
 
 
 # ---------------------------------------------------------------- distances
-def distance_blocks(wildcards):
-    w = wildcards
+def distance_blocks(w):
     split = checkpoints.split.get(dataset=w.dataset, protocol=w.protocol).output[0]
     size = SETTINGS[w.dataset].distances.block_size
     prefix = f"{protocol_dir(w.dataset, w.protocol)}/distances/{w.metric}/{w.query}-{w.reference}"
@@ -112,29 +114,18 @@ def distance_blocks(wildcards):
     return [f"{prefix}/block_{bi}_{bj}.npy" for bi, bj in plan]
 
 
-def distance_block_sidecars(wildcards):
-    return [f"{b}.json" for b in distance_blocks(wildcards)]
-
-
-def block_mem_mb(wildcards, input):
-    return 500 + 2 * input.size_mb
-
-
-def block_runtime(wildcards, threads, attempt):
-    """Minutes for one distance block: block_size**2 pairs at 5000 pairs per thread-minute
-    (300-frame sequences, ~6x margin; docs/cluster.md), times the attempt number."""
-    pairs = SETTINGS[wildcards.dataset].distances.block_size**2
-    return attempt * (5 + -(-pairs // (5000 * threads)))
-
-
-def matrix_mem_mb(wildcards, input):
-    return 500 + 3 * input.size_mb
+block_sidecars = lambda w: [f"{b}.json" for b in distance_blocks(w)]
+block_mem_mb = lambda w, input: 500 + 2 * input.size_mb
+matrix_mem_mb = lambda w, input: 500 + 3 * input.size_mb
+block_runtime = lambda w, threads, attempt: block_minutes(
+    SETTINGS[w.dataset].distances.block_size, threads, attempt
+)
 
 
 # ---------------------------------------------------------------- teacher, KNN, students
-def teacher_matrix(wildcards):
-    base = protocol_dir(wildcards.dataset, wildcards.protocol)
-    return f"{base}/distances/{SETTINGS[wildcards.dataset].teacher.metric}/train-train.npy"
+teacher_matrix = lambda w: (
+    f"results/{w.dataset}/{w.protocol}/distances/{SETTINGS[w.dataset].teacher.metric}/train-train.npy"
+)
 
 
 def train_inputs(wildcards):
@@ -149,23 +140,23 @@ def train_inputs(wildcards):
     return inputs
 
 
-def ensemble_members(wildcards):
-    base = f"{protocol_dir(wildcards.dataset, wildcards.protocol)}/models/{wildcards.model}"
-    return [f"{base}/seed{n}/model.pt" for n in SETTINGS[wildcards.dataset].training.seeds]
-
-
 def teacher_option(wildcards, input):
-    """--soft-labels (distilled) or --distances (metric): what the model learns from."""
+    """--soft-labels (distilled) or --distances (metric): what the model learns from (a list
+    of arguments, for {params.teacher:q})."""
     extra = {"teacher": "--soft-labels", "distances": "--distances"}
-    return " ".join(f"{flag} {input[k]}" for k, flag in extra.items() if k in input.keys())
+    return [arg for k, flag in extra.items() if k in input.keys() for arg in (flag, input[k])]
+
+
+ensemble_members = lambda w: [
+    f"{run}/model.pt" for run in seed_runs(w.dataset, w.protocol, [w.model])
+]
 
 
 # ---------------------------------------------------------------- summary and report
 def summary_inputs(wildcards):
     d, p = wildcards.dataset, wildcards.protocol
     s, base = SETTINGS[d], protocol_dir(d, p)
-    runs = [f"{base}/models/{m}/seed{n}" for m in s.training.models for n in s.training.seeds]
-    runs += [f"{base}/models/{m}_ensemble" for m in s.training.ensembles]
+    runs = seed_runs(d, p) + [f"{base}/models/{m}_ensemble" for m in s.training.ensembles]
     return {
         "store": store_path(d),
         "knn": [f"{base}/knn/{m}.json" for m in s.metrics],
@@ -173,27 +164,36 @@ def summary_inputs(wildcards):
         "teachers": [f"{base}/teacher/{m}.json" for m in s.teacher.methods],
         "runs": [f"{run}/metrics.json" for run in runs],
         "run_timings": [f"{run}/timings.json" for run in runs],
+        "checked": checked(d, p),  # `geokd summarize --check`: a damaged one stops it
+        "sidecars": [f"{path}.json" for path in checked(d, p)],
     }
 
 
-def report_inputs(wildcards):
-    stores, splits = [store_path(d) for d in SETTINGS], [split_path(*dp) for dp in protocols()]
-    return dict(stores=stores, splits=splits, matrices=all_matrices(), summaries=all_summaries())
+histories = lambda w: [f"{run}/history.json" for run in seed_runs(w.dataset, w.protocol)]
+history_args = lambda w, input: [f"{Path(h).parts[-3]}={h}" for h in input.histories]
+
+
+report_inputs = lambda w: dict(
+    stores=[store_path(d) for d in SETTINGS],
+    splits=[split_path(*dp) for dp in protocols()],
+    matrices=all_matrices(),
+    summaries=all_summaries(),
+)
 
 
 def report_args(wildcards):
-    args = [f"--dataset {d}={store_path(d)}" for d in SETTINGS]
+    """The report's arguments (a list, for {params.args:q})."""
+    args = [arg for d in SETTINGS for arg in ("--dataset", f"{d}={store_path(d)}")]
     for d, p in protocols():
-        args += [f"--split {d}/{p}={split_path(d, p)}", f"--results {d}/{p}={protocol_dir(d, p)}"]
-    return " ".join(args)
+        args += ["--split", f"{d}/{p}={split_path(d, p)}"]
+        args += ["--results", f"{d}/{p}={protocol_dir(d, p)}"]
+    return args
 
 
 def tables_args(wildcards):
     """Corrected runs as --summary; a dataset with `as_published_of: X` fills X's
-    "as published" column (--as-published X/PROTOCOL=ITS_SUMMARY)."""
-    args = []
-    for d, p in protocols():
-        of = SETTINGS[d].dataset.as_published_of
-        option = "--summary" if of is None else "--as-published"
-        args.append(f"{option} {of or d}/{p}={protocol_dir(d, p)}/summary.json")
-    return " ".join(args)
+    "as published" column (--as-published X/PROTOCOL=ITS_SUMMARY). A list, for :q."""
+    of = lambda d: SETTINGS[d].dataset.as_published_of
+    option = lambda d: "--as-published" if of(d) else "--summary"
+    summary = lambda d, p: f"{of(d) or d}/{p}={protocol_dir(d, p)}/summary.json"
+    return [a for d, p in protocols() for a in (option(d), summary(d, p))]

@@ -24,17 +24,18 @@ rule distance_block:
         runtime=block_runtime,
     params:
         settings=settings_file("distances"),
+        code=CODE["distances"],
     shell:
-        "python -m geokd distances block {input.store} {input.split} {output.npy}"
+        "exec python -m geokd distances block {input.store:q} {input.split:q} {output.npy:q}"
         " --query {wildcards.query} --reference {wildcards.reference}"
         " --block {wildcards.bi} {wildcards.bj} --threads {threads}"
-        " --settings {params.settings} > {log} 2>&1"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule distance_matrix:
     input:
         blocks=distance_blocks,
-        sidecars=distance_block_sidecars,
+        sidecars=block_sidecars,
         store="data/interim/{dataset}/sequences.parquet",
         split="results/{dataset}/{protocol}/split.tsv",
     output:
@@ -50,7 +51,9 @@ rule distance_matrix:
         mem_mb=matrix_mem_mb,
     params:
         settings=settings_file("distances"),
+        code=CODE["distances"],
     shell:
-        "python -m geokd distances assemble {input.store} {input.split} {output.npy}"
-        " {input.blocks} --query {wildcards.query} --reference {wildcards.reference}"
-        " --settings {params.settings} > {log} 2>&1"
+        "exec python -m geokd distances assemble {input.store:q} {input.split:q}"
+        " {output.npy:q} {input.blocks:q}"
+        " --query {wildcards.query} --reference {wildcards.reference}"
+        " --settings {params.settings:q} > {log:q} 2>&1"

@@ -14,13 +14,15 @@ rule ingest_synthetic:
         "../envs/core.yaml"
     params:
         settings=settings_file("ingest"),
+        code=CODE["data"],
     shell:
-        "python -m geokd ingest synthetic {output} --settings {params.settings} > {log} 2>&1"
+        "exec python -m geokd ingest synthetic {output:q} --settings {params.settings:q}"
+        " > {log:q} 2>&1"
 
 
 rule ingest_utd_mhad:
     input:
-        raw=raw_dir,
+        unpack(raw_inputs),
     output:
         "data/interim/{dataset}/sequences.parquet",
     log:
@@ -33,9 +35,10 @@ rule ingest_utd_mhad:
         "../envs/core.yaml"
     params:
         settings=settings_file("ingest"),
+        code=CODE["data"],
     shell:
-        "python -m geokd ingest utd-mhad {input.raw} {output} --settings {params.settings}"
-        " > {log} 2>&1"
+        "exec python -m geokd ingest utd-mhad {input.raw:q} {output:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule synthetic_signum:
@@ -51,13 +54,15 @@ rule synthetic_signum:
         "../envs/core.yaml"
     params:
         settings=settings_file("synthetic_signum"),
+        code=CODE["data"],
     shell:
-        "python -m geokd synthetic-signum {output} --settings {params.settings} > {log} 2>&1"
+        "exec python -m geokd synthetic-signum {output:q} --settings {params.settings:q}"
+        " > {log:q} 2>&1"
 
 
 rule ingest_signum:
     input:
-        raw=signum_manifest,
+        unpack(raw_inputs),
     output:
         "data/interim/{dataset}/sequences.parquet",
     log:
@@ -70,6 +75,7 @@ rule ingest_signum:
         "../envs/core.yaml"
     params:
         settings=settings_file("ingest"),
+        code=CODE["data"],
     shell:
-        "python -m geokd ingest signum {input.raw} {output} --dataset {wildcards.dataset}"
-        " --settings {params.settings} > {log} 2>&1"
+        "exec python -m geokd ingest signum {input.raw:q} {output:q}"
+        " --dataset {wildcards.dataset} --settings {params.settings:q} > {log:q} 2>&1"

@@ -15,9 +15,10 @@ rule knn:
         "../envs/core.yaml"
     params:
         settings=settings_file("knn"),
+        code=CODE["models"],
     shell:
-        "python -m geokd knn {input.matrix} {input.split} {output} --settings {params.settings}"
-        " > {log} 2>&1"
+        "exec python -m geokd knn {input.matrix:q} {input.split:q} {output:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule knn_latency:
@@ -35,6 +36,7 @@ rule knn_latency:
     threads: 1
     params:
         settings=settings_file("knn_latency"),
+        code=CODE["models"],
     shell:
-        "python -m geokd knn-latency {input.store} {input.split} {output} --threads {threads}"
-        " --settings {params.settings} > {log} 2>&1"
+        "exec python -m geokd knn-latency {input.store:q} {input.split:q} {output:q}"
+        " --threads {threads} --settings {params.settings:q} > {log:q} 2>&1"

@@ -29,9 +29,10 @@ rule report_html:
         "../envs/report.yaml"
     params:
         args=report_args,
+        code=CODE["report"],
     shell:
-        "python -m geokd report {output.html} {params.args} --figures {output.figures}"
-        " --benchmarks benchmarks > {log} 2>&1"
+        "exec python -m geokd report {output.html:q} {params.args:q}"
+        " --figures {output.figures:q} --benchmarks benchmarks > {log:q} 2>&1"
 
 
 rule paper_tables:
@@ -59,5 +60,6 @@ rule paper_tables:
     params:
         args=tables_args,
         out_dir=subpath(output.accuracy_csv, parent=True),
+        code=CODE["report"],
     shell:
-        "python -m geokd tables {params.out_dir} {params.args} > {log} 2>&1"
+        "exec python -m geokd tables {params.out_dir:q} {params.args:q} > {log:q} 2>&1"

@@ -14,5 +14,7 @@ checkpoint split:
         "../envs/core.yaml"
     params:
         settings=settings_file("split"),
+        code=CODE["data"],
     shell:
-        "python -m geokd split {input} {output} --settings {params.settings} > {log} 2>&1"
+        "exec python -m geokd split {input:q} {output:q} --settings {params.settings:q}"
+        " > {log:q} 2>&1"

@@ -16,10 +16,33 @@ rule summary:
         "../envs/core.yaml"
     params:
         settings=settings_file("summary"),
+        code=CODE["report"],
     shell:
-        "python -m geokd summarize {output.summary} --timings-out {output.timings}"
-        " --dataset {wildcards.dataset}"
-        " --protocol {wildcards.protocol} --store {input.store} --knn {input.knn}"
-        " --teacher {input.teachers} --run {input.runs} --latency {input.latency}"
-        " --run-timings {input.run_timings}"
-        " --settings {params.settings} > {log} 2>&1"
+        "exec python -m geokd summarize {output.summary:q} --timings-out {output.timings:q}"
+        " --dataset {wildcards.dataset} --protocol {wildcards.protocol}"
+        " --store {input.store:q} --knn {input.knn:q} --teacher {input.teachers:q}"
+        " --run {input.runs:q} --latency {input.latency:q} --run-timings {input.run_timings:q}"
+        " --check {input.checked:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+# summary.json + the runs' histories -> what DVC reads: a flat metrics file (`dvc metrics
+# show/diff`) and the training curves as rows (`dvc plots show`), see dvc.yaml.
+rule dvc_metrics:
+    input:
+        summary="results/{dataset}/{protocol}/summary.json",
+        histories=histories,
+    output:
+        metrics="results/{dataset}/{protocol}/metrics.json",
+        curves="results/{dataset}/{protocol}/training_curves.json",
+    log:
+        "logs/dvc_metrics/{dataset}/{protocol}.log",
+    benchmark:
+        "benchmarks/dvc_metrics/{dataset}/{protocol}.tsv"
+    conda:
+        "../envs/core.yaml"
+    params:
+        histories=history_args,
+        code=CODE["report"],
+    shell:
+        "exec python -m geokd dvc-metrics {input.summary:q} {output.metrics:q}"
+        " {output.curves:q} {params.histories:q} > {log:q} 2>&1"

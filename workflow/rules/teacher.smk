@@ -18,6 +18,7 @@ rule soft_labels:
         "../envs/core.yaml"
     params:
         settings=settings_file("teacher"),
+        code=CODE["models"],
     shell:
-        "python -m geokd teacher {input.matrix} {input.split} {output.labels}"
-        " {output.diagnostics} --settings {params.settings} > {log} 2>&1"
+        "exec python -m geokd teacher {input.matrix:q} {input.split:q} {output.labels:q}"
+        " {output.diagnostics:q} --settings {params.settings:q} > {log:q} 2>&1"

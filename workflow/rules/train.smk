@@ -26,10 +26,11 @@ rule train:
         settings=settings_file("train"),
         teacher=teacher_option,
         out_dir=subpath(output.metrics, parent=True),
+        code=CODE["models"],
     shell:
-        "python -m geokd train {input.store} {input.split} {params.out_dir}"
-        " --mode {wildcards.model} --seed {wildcards.seed} {params.teacher}"
-        " --threads {threads} --settings {params.settings} > {log} 2>&1"
+        "exec python -m geokd train {input.store:q} {input.split:q} {params.out_dir:q}"
+        " --mode {wildcards.model} --seed {wildcards.seed} {params.teacher:q}"
+        " --threads {threads} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule ensemble:
@@ -51,6 +52,7 @@ rule ensemble:
         mem_mb=4000,
     params:
         out_dir=subpath(output.metrics, parent=True),
+        code=CODE["models"],
     shell:
-        "python -m geokd ensemble {input.store} {input.split} {params.out_dir} {input.members}"
-        " --name {wildcards.model}_ensemble > {log} 2>&1"
+        "exec python -m geokd ensemble {input.store:q} {input.split:q} {params.out_dir:q}"
+        " {input.members:q} --name {wildcards.model}_ensemble > {log:q} 2>&1"

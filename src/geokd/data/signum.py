@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..checksum import sha256_file
 from ..errors import InputError
-from .rejected import Rejected, write_rejected
+from .rejected import Rejected, check_duplicate_recordings, check_raw_file, write_rejected
 from .skeleton import HAND_BONES, HAND_LANDMARKS
 from .store import StoreInfo, write_store
 
@@ -94,7 +94,7 @@ COORDINATES = (
     "MediaPipe Holistic: x, y normalised by the image width and height (x right, y down), "
     "z relative depth (hands: to the wrist, pose: to the hip midpoint) at about the scale of x"
 )
-_INT = re.compile(r"^\s*[+-]?\d+\s*$")
+_INT = re.compile(r"^\s*[+-]?\d+(\.0*)?\s*$")  # "7", and "7.0" as pandas writes a float column
 
 
 def _block(part: range) -> tuple[list[str], list[tuple[int, int]]]:
@@ -125,7 +125,8 @@ def landmark_subset(name: str) -> tuple[np.ndarray, list[str], list[tuple[int, i
 
 # ------------------------------------------------------------------------------ manifest
 def _int(value) -> int | None:
-    """An integer cell (int, integral float or digit string) as int; None otherwise."""
+    """An integer cell (int, integral float, or a digit string such as ``7`` or ``7.0``) as
+    int; None otherwise."""
     if isinstance(value, bool | np.bool_):
         return None
     if isinstance(value, int | np.integer):
@@ -133,7 +134,7 @@ def _int(value) -> int | None:
     if isinstance(value, float | np.floating) and np.isfinite(value) and value == int(value):
         return int(value)
     if isinstance(value, str) and _INT.match(value):
-        return int(value)
+        return int(float(value)) if "." in value else int(value)
     return None
 
 
@@ -150,7 +151,8 @@ def read_manifest(path: str | os.PathLike) -> tuple[pd.DataFrame, Path]:
     """Read a manifest (file, or a folder holding one); returns (table, manifest file).
 
     The table has the manifest's columns as read (CSV cells as strings) plus
-    ``manifest_line``: the CSV line number (header = 1) or Parquet row number (1-based).
+    ``manifest_line``: the CSV line number (header = 1; blank lines are skipped but counted)
+    or Parquet row number (1-based).
     """
     path = Path(path)
     if path.is_dir():
@@ -164,8 +166,10 @@ def read_manifest(path: str | os.PathLike) -> tuple[pd.DataFrame, Path]:
         raise InputError(path, "manifest does not exist")
     try:
         if path.suffix.lower() == ".csv":
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
-            line = np.arange(len(table)) + 2
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+            line = np.arange(len(table)) + 2  # one row per line after the header
+            blank = table.apply(lambda c: c.fillna("").str.strip() == "").all(axis=1).to_numpy()
+            table, line = table[~blank].reset_index(drop=True), line[~blank]
         elif path.suffix.lower() == ".parquet":
             table = pd.read_parquet(path)
             line = np.arange(len(table)) + 1
@@ -192,14 +196,14 @@ def read_manifest(path: str | os.PathLike) -> tuple[pd.DataFrame, Path]:
 def read_sample(path: Path, landmarks: str = "both_hands", missing: str = "reject"):
     """Read one ``.npy`` sample: (float64 array (T, K, 3) of the subset, number of NaN set to 0).
 
-    Raises :class:`InputError` naming ``path`` for an unreadable file, a shape other than
-    (T, 225) or (T, 75, 3), no frames, infinite values, or (``missing="reject"``) NaN.
+    Raises :class:`InputError` naming ``path`` for a missing file, a dangling or looping
+    symlink, an unreadable file, a shape other than (T, 225) or (T, 75, 3), no frames,
+    infinite values, or (``missing="reject"``) NaN.
     """
     if missing not in MISSING_POLICIES:
         raise ValueError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
     idx = landmark_subset(landmarks)[0]
-    if not path.is_file():
-        raise InputError(path, "sample file listed in the manifest does not exist")
+    check_raw_file(path, "sample file listed in the manifest does not exist")
     try:
         a = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -258,13 +262,18 @@ def read_signum(
     skip_bad: bool = False,
     n_signs: int = N_SIGNS,
     n_signers: int = N_SIGNERS,
+    allow_duplicates: bool = False,
+    allow_outside_paths: bool = False,
 ) -> tuple[list[np.ndarray], pd.DataFrame, list[Rejected], dict]:
     """Read every sample of a SIGNUM manifest (see the module docstring).
 
     Returns the sequences (T, K, 3) ordered by label, subject, trial, their metadata rows,
     the rejected samples and facts for ``source_info``. Without ``skip_bad`` the first bad
     row or file raises :class:`InputError`; with it, they are collected as rejected. A
-    duplicate sample (same path, or same sign, signer and repetition) always raises.
+    duplicate sample (same path, or same sign, signer and repetition) always raises, and so
+    does one recording under two rows (the same SHA-256) unless ``allow_duplicates``. A path
+    outside the manifest's folder (absolute, or leaving it with ``..``; symlinks inside the
+    folder are followed) is a bad row unless ``allow_outside_paths``.
     """
     landmark_subset(landmarks)  # ValueError for an unknown subset, before any reading
     if missing not in MISSING_POLICIES:
@@ -279,7 +288,17 @@ def read_signum(
             if not rel:
                 raise InputError(where, "empty path")
             sign, signer, rep = _row_keys(rec, where, n_signs, n_signers)
-            for key in (("path", (root / rel).resolve()), ("sample", sign, signer, rep)):
+            inside = os.path.normpath(rel)
+            if not allow_outside_paths and (
+                os.path.isabs(inside) or inside == ".." or inside.startswith(f"..{os.sep}")
+            ):
+                raise InputError(
+                    where,
+                    f"path is outside the manifest's folder {root}; set ingest: "
+                    "{allow_outside_paths: true} (--allow-outside-paths) to read it",
+                )
+            real = os.path.realpath(root / rel)  # never raises on a symlink loop
+            for key in (("path", real), ("sample", sign, signer, rep)):
                 if key in seen:
                     what = "path" if key[0] == "path" else "sign, signer and repetition"
                     hint = " (add a repetition column)" if key[0] != "path" and not rep else ""
@@ -310,6 +329,7 @@ def read_signum(
     if not sequences:
         raise InputError(manifest, f"no readable samples ({len(rejected)} rejected)")
     meta = pd.DataFrame(rows)
+    check_duplicate_recordings(meta, root, allow_duplicates)
     meta["trial"] = pd.array(meta["trial"], dtype="Int32")
     names = meta.groupby("label")["label_name"].nunique()
     if (names > 1).any():
@@ -351,11 +371,14 @@ def ingest(
     dataset: str = "signum",
     n_signs: int = N_SIGNS,
     n_signers: int = N_SIGNERS,
+    allow_duplicates: bool = False,
+    allow_outside_paths: bool = False,
 ) -> tuple[int, list[Rejected]]:
     """Convert a SIGNUM manifest and its ``.npy`` samples into the store ``out`` (atomically).
 
     With ``skip_bad``, rejected samples are listed in ``rejected_out`` (TSV: source, reason),
-    default ``<out>.rejected.tsv``. Returns (number of sequences written, rejected samples).
+    default ``<out>.rejected.tsv``. ``allow_duplicates``, ``allow_outside_paths``: see
+    :func:`read_signum`. Returns (number of sequences written, rejected samples).
     """
     sequences, meta, rejected, facts = read_signum(
         manifest,
@@ -364,6 +387,8 @@ def ingest(
         skip_bad=skip_bad,
         n_signs=n_signs,
         n_signers=n_signers,
+        allow_duplicates=allow_duplicates,
+        allow_outside_paths=allow_outside_paths,
     )
     write_store(out, sequences, meta, store_info(dataset, landmarks, facts))
     if skip_bad:

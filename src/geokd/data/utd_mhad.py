@@ -20,7 +20,7 @@ import scipy.io
 
 from ..checksum import sha256_file
 from ..errors import InputError
-from .rejected import Rejected, write_rejected
+from .rejected import Rejected, check_duplicate_recordings, check_raw_file, write_rejected
 from .skeleton import UTD_MHAD_ACTIONS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
 from .store import StoreInfo, validate_sequence, write_store
 
@@ -62,6 +62,7 @@ def parse_name(path: Path) -> tuple[int, int, int]:
 
 def read_file(path: Path) -> np.ndarray:
     """Read one ``.mat`` file and return its sequence, shape (T, 20, 3), float64."""
+    check_raw_file(path)  # a dangling or looping symlink is named, not skipped
     try:
         mat = scipy.io.loadmat(path, variable_names=["d_skel"])
     except Exception as exc:  # scipy raises several types for corrupt files
@@ -81,13 +82,19 @@ def read_file(path: Path) -> np.ndarray:
 
 
 def read_folder(
-    raw_dir: str | os.PathLike, *, skip_bad: bool = False, layout: str = "natural"
+    raw_dir: str | os.PathLike,
+    *,
+    skip_bad: bool = False,
+    layout: str = "natural",
+    allow_duplicates: bool = False,
 ) -> tuple[list[np.ndarray], pd.DataFrame, list[Rejected]]:
-    """Read every ``*.mat`` file of ``raw_dir`` (sorted by action, subject, trial).
+    """Read every ``*.mat`` entry of ``raw_dir`` (sorted by action, subject, trial).
 
     Returns the sequences (T, 20, 3), their metadata rows and the rejected files. Without
     ``skip_bad`` the first bad file raises :class:`InputError`; with it, bad files are
-    collected in the rejected list. Duplicate (action, subject, trial) always raise.
+    collected in the rejected list. A ``*.mat`` symlink that reaches no file (dangling, or a
+    loop) is a bad file, named. Duplicate (action, subject, trial) always raise, and so does
+    one recording under two names (the same SHA-256) unless ``allow_duplicates``.
     ``layout="reshape"`` returns the original code's scrambled (125, 20, 3) arrays instead
     (:func:`scramble_like_paper`; "as published" runs only).
     """
@@ -96,7 +103,11 @@ def read_folder(
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise InputError(raw_dir, "raw folder does not exist or is not a folder")
-    files = sorted(p for p in raw_dir.iterdir() if p.suffix.lower() == ".mat" and p.is_file())
+    files = sorted(
+        p
+        for p in raw_dir.iterdir()
+        if p.suffix.lower() == ".mat" and (p.is_symlink() or p.is_file())
+    )
     if not files:
         raise InputError(raw_dir, "no .mat files in the raw folder")
     rows, sequences, rejected, seen = [], [], [], {}
@@ -133,6 +144,7 @@ def read_folder(
     if not sequences:
         raise InputError(raw_dir, f"no readable sequences ({len(rejected)} files rejected)")
     meta = pd.DataFrame(rows)
+    check_duplicate_recordings(meta, raw_dir, allow_duplicates)
     order = meta.sort_values(["label", "subject", "trial"], kind="stable").index.to_numpy()
     meta = meta.loc[order].reset_index(drop=True)
     sequences = [sequences[i] for i in order]
@@ -163,14 +175,17 @@ def ingest(
     skip_bad: bool = False,
     rejected_out: str | os.PathLike | None = None,
     layout: str = "natural",
+    allow_duplicates: bool = False,
 ) -> tuple[int, list[Rejected]]:
     """Convert a UTD-MHAD skeleton folder into the store ``out`` (atomically).
 
     With ``skip_bad``, rejected files are listed in ``rejected_out`` (TSV: source, reason),
-    default ``<out>.rejected.tsv``. ``layout``: see :func:`read_folder`. Returns (number of
-    sequences written, rejected files).
+    default ``<out>.rejected.tsv``. ``layout``, ``allow_duplicates``: see
+    :func:`read_folder`. Returns (number of sequences written, rejected files).
     """
-    sequences, meta, rejected = read_folder(raw_dir, skip_bad=skip_bad, layout=layout)
+    sequences, meta, rejected = read_folder(
+        raw_dir, skip_bad=skip_bad, layout=layout, allow_duplicates=allow_duplicates
+    )
     write_store(out, sequences, meta, store_info(raw_dir, layout))
     if skip_bad:
         write_rejected(out, rejected, rejected_out)

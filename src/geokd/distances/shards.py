@@ -6,14 +6,20 @@ block ``(bi, bj)`` covers query rows ``bi*B : (bi+1)*B`` and reference columns
 ``bj*B : (bj+1)*B``. A symmetric matrix (query split == reference split) computes only the
 upper-triangle blocks ``bi <= bj``; assembly mirrors them.
 
-Every block ``.npy`` has a JSON sidecar with its position, shape and SHA-256; assembly checks
-every block (present, right shape, finite, checksum) before it writes the matrix ``.npy``
-(float64) and its sidecar: shape, the sequence ids of rows and columns in order, the metric and
-its parameters, a hash of those parameters and of the inputs, and the matrix's SHA-256.
+Every block ``.npy`` has a JSON sidecar with its position, shape, whether its matrix is
+symmetric, and SHA-256; assembly checks every block (present, right shape, checksum, and the
+distance contract: finite, non-negative, a diagonal block of a symmetric matrix exactly
+symmetric with a zero diagonal) before it writes the matrix ``.npy`` (float64) and its
+sidecar: shape, the sequence ids of rows and columns in order, the metric and its parameters,
+a hash of those parameters and of the inputs, and the matrix's SHA-256. Every load of a block
+or matrix checks the contract again (:func:`geokd.checksum.check_distances`). Once the matrix
+is written, assembly removes the temporary files that killed block writers on this host left
+in the block folder (:func:`remove_stale_block_temporaries`).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -24,8 +30,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_many
-from ..checksum import RECOMPUTE, read_verified, sha256_bytes, sidecar_bytes, sidecar_path
+from ..atomic import remove_stale_temporaries, write_many
+from ..checksum import (
+    RECOMPUTE,
+    check_distances,
+    read_verified,
+    sha256_bytes,
+    sidecar_bytes,
+    sidecar_path,
+)
 from ..data.splits import read_split
 from ..data.store import load_sequences
 from ..errors import InputError
@@ -97,7 +110,10 @@ def read_npy_checked(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     """Read a .npy written by :func:`write_npy_with_sidecar`, verifying its sidecar.
 
     Raises :class:`InputError` naming the file when it or its sidecar is missing or corrupt,
-    the size, checksum or shape does not match, or values are not finite.
+    the size, checksum or shape does not match, or the values break the distance contract
+    that the sidecar promises (:func:`geokd.checksum.check_distances`: finite, non-negative,
+    exactly symmetric with a zero diagonal where the sidecar says symmetric), naming the
+    first bad entry.
     """
     data, sidecar = read_verified(path)
     try:
@@ -106,8 +122,7 @@ def read_npy_checked(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         raise InputError(path, f"not a readable .npy file ({exc}); {RECOMPUTE}") from exc
     if list(array.shape) != sidecar.get("shape"):
         raise InputError(path, f"shape {array.shape} != sidecar shape {sidecar.get('shape')}")
-    if not np.isfinite(array).all():
-        raise InputError(path, "non-finite distances")
+    check_distances(path, array, sidecar)
     return array, sidecar
 
 
@@ -121,6 +136,13 @@ def select_sequences(store: str | os.PathLike, ids: Sequence[str]) -> list[np.nd
     return [sequences[index[sid]] for sid in ids]
 
 
+def block_minutes(block_size: int, threads: int, attempt: int = 1) -> int:
+    """The run time limit of one distance-block job in minutes (the workflow's ``runtime``):
+    ``block_size**2`` pairs at 5000 pairs per thread-minute (300-frame sequences, about 6x
+    margin; docs/cluster.md) plus 5 minutes, times the attempt number (a retry gets more)."""
+    return attempt * (5 + -(-(block_size**2) // (5000 * max(1, threads))))
+
+
 def compute_block(
     store: str | os.PathLike,
     split_table: str | os.PathLike,
@@ -129,8 +151,11 @@ def compute_block(
     block: tuple[int, int],
     block_size: int,
     n_jobs: int | None = None,
+    *,
+    backend: str = "cpu",
 ) -> np.ndarray:
-    """Compute block ``(bi, bj)`` of the matrix ``spec`` and write it with its sidecar."""
+    """Compute block ``(bi, bj)`` of the matrix ``spec`` and write it with its sidecar;
+    ``backend``: :func:`geokd.distances.cdist`'s (``cpu``, ``torch``, ``cuda``, ``auto``)."""
     from ._cdist import cdist
 
     q_ids = split_ids(split_table, spec.query_split)
@@ -142,7 +167,9 @@ def compute_block(
     r_sel = r_ids[bj * block_size : (bj + 1) * block_size]
     wanted = list(dict.fromkeys([*q_sel, *r_sel]))
     seqs = dict(zip(wanted, select_sequences(store, wanted), strict=True))
-    kwargs = dict(metric=spec.metric, window=spec.window, n_jobs=n_jobs, **spec.metric_params)
+    kwargs = dict(
+        metric=spec.metric, window=spec.window, n_jobs=n_jobs, backend=backend, **spec.metric_params
+    )
     if spec.symmetric and bi == bj:
         values = cdist([seqs[s] for s in q_sel], **kwargs)
     else:
@@ -153,8 +180,12 @@ def compute_block(
         "rows": [bi * block_size, bi * block_size + len(q_sel)],
         "cols": [bj * block_size, bj * block_size + len(r_sel)],
         "params_hash": spec.params_hash(),
+        "symmetric": spec.symmetric,
     }
     write_npy_with_sidecar(out, values, sidecar)
+    for written in (Path(out), sidecar_path(out)):  # never exit 0 without both on disk
+        if not written.is_file():
+            raise OSError(errno.ENOENT, "written, but not on disk afterwards", str(written))
     return values
 
 
@@ -174,9 +205,13 @@ def assemble(
     matrix = np.full((len(q_ids), len(r_ids)), np.nan)
     done: set[tuple[int, int]] = set()
     for path in map(Path, blocks):
+        if not path.exists():
+            raise InputError(path, f"missing distance block; {_RECOMPUTE_BLOCK}")
         values, side = read_npy_checked(path)
         if not all(isinstance(side.get(k), list) for k in ("block", "rows", "cols")):
             raise InputError(path, "not a distance block (its sidecar has no block position)")
+        # older block sidecars do not say whether their matrix is symmetric: the plan does
+        check_distances(path, values, {**side, "symmetric": spec.symmetric})
         if side.get("block_size") != block_size or side.get("params_hash") != params_hash:
             raise InputError(path, "block computed with other settings; recompute it")
         (r0, r1), (c0, c1) = side["rows"], side["cols"]
@@ -188,7 +223,10 @@ def assemble(
         done.add(tuple(side["block"]))
     missing = [b for b in plan if b not in done]
     if missing:
-        raise InputError(out, f"{len(missing)} block(s) missing, e.g. {missing[:3]}")
+        names = [f"block_{bi}_{bj}.npy" for bi, bj in missing[:3]]
+        raise InputError(
+            out, f"{len(missing)} block(s) missing (not given), e.g. {names}; {_RECOMPUTE_BLOCK}"
+        )
     if not np.isfinite(matrix).all():
         raise InputError(out, "assembled matrix has holes (blocks do not cover it)")
     ids_hash = sha256_bytes(json.dumps([q_ids, r_ids]).encode())[:16]
@@ -207,7 +245,37 @@ def assemble(
         "store_sha256": store_sha256,
     }
     write_npy_with_sidecar(out, matrix, sidecar)
+    for folder in dict.fromkeys(Path(b).parent for b in blocks):
+        remove_stale_block_temporaries(folder)
     return matrix
+
+
+#: What to do about a missing block.
+_RECOMPUTE_BLOCK = (
+    "a block job failed or was killed before writing, or the block was deleted; rerun the "
+    "workflow (Snakemake computes the missing blocks of a missing matrix), or compute it "
+    "with `geokd distances block`"
+)
+
+
+def remove_stale_block_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files (``.block_<i>_<j>.npy[.json].<host>-<pid>.*.tmp``) that
+    killed block writers on this host left in ``folder``; returns the removed paths.
+
+    :mod:`geokd.atomic` removes a killed writer's temporaries at the next write of the same
+    file, but a block that is never written again (finished blocks, blocks of an older plan)
+    keeps them: assembly sweeps its block folders. Temporaries of live processes and of
+    other hosts (a shared file system) are kept (:func:`geokd.atomic.remove_stale_temporaries`).
+    """
+    folder = Path(folder)
+    targets = set()
+    for tmp in folder.glob(".block_*.tmp"):
+        target = tmp.name[1 : -len(".tmp")].rsplit(".", 2)[0]  # .<target>.<host>-<pid>.<x>.tmp
+        targets.add(target)
+    removed: list[Path] = []
+    for target in sorted(targets):
+        removed += remove_stale_temporaries(folder / target)
+    return removed
 
 
 def load_matrix(path: str | os.PathLike) -> tuple[np.ndarray, dict]:

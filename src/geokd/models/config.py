@@ -265,6 +265,10 @@ class TrainConfig:
         (default 256: throughput of batched inference).
     eval_batch_size : int
         Batch size of evaluation and prediction (default 256).
+    resume_every : int
+        Save a resumable state (model, optimiser, scheduler, every RNG state) every this many
+        epochs in the run's folder (``.resume.partial``), so that a killed run resumes there;
+        it is deleted when the run completes. 0 = off (default 5; :mod:`geokd.models.resume`).
     device : str
         Torch device: ``"cpu"`` (default; bitwise determinism is promised on the CPU only),
         ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (``"cuda"`` when a GPU is visible, else CPU).
@@ -300,6 +304,7 @@ class TrainConfig:
     eval_every: int = 1
     latency_batch_size: int = 256
     eval_batch_size: int = 256
+    resume_every: int = 5
     device: str = "cpu"
     num_threads: int | None = None
     progress: bool = True
@@ -334,6 +339,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not self.temperature > 0 or not 0 <= self.val_fraction < 1:
             raise ValueError("temperature must be > 0 and val_fraction in [0, 1)")
+        if self.resume_every < 0:
+            raise ValueError(f"resume_every must be >= 0, got {self.resume_every}")
 
     @classmethod
     def paper(cls, dataset: str = "utd_mhad", **overrides) -> TrainConfig:

@@ -13,12 +13,13 @@ import torch
 from ..atomic import write_many
 from ..checksum import sha256_file, sidecar_bytes
 from ..data.splits import read_split
-from ..data.store import load_sequences
+from ..data.store import load_sequences, read_info
 from ..distances.shards import load_aligned
 from ..errors import InputError
 from ..jsonfile import json_text
 from ..provenance import git_revision
 from .checkpoint import CHECKPOINT_FORMAT, checkpoint_bytes, latency_ms_per_sample
+from .resume import NOT_FINGERPRINTED, RESUME_NAME, ResumePoint, fingerprint
 from .student import StudentConfig, prepare
 from .teacher import read_soft_labels
 from .train import TrainConfig, evaluate, torch_threads, train
@@ -42,7 +43,10 @@ def run_training(
     losses and evaluations), ``metrics.json`` (the returned metrics) and ``timings.json``
     (``train_seconds``, ``epoch_seconds``, ``latency_ms_per_sample``). Everything but
     ``timings.json`` is the same to the byte for the same inputs, seed and thread count on
-    the CPU.
+    the CPU. Every ``train_cfg.resume_every`` epochs the training state is saved in
+    ``out_dir/.resume.partial``; a rerun of the same settings, inputs and code resumes from it
+    (same bytes as an uninterrupted run) and it is deleted once the outputs are written
+    (:mod:`geokd.models.resume`).
 
     Parameters
     ----------
@@ -122,6 +126,13 @@ def run_training(
         D = load_aligned(distances_path, split_table, "train", "train")[0]  # split-table order
     X, L, y, _ = parts["train"]
     val = parts["val"][:3] if "val" in parts else None
+    checks = {k: {"file": Path(p).name, "sha256": sha256_file(p)} for k, p in inputs.items()}
+    out = Path(out_dir)
+    resume = None
+    if cfg.resume_every > 0:
+        train_fields = {k: v for k, v in asdict(cfg).items() if k not in NOT_FINGERPRINTED}
+        run = {"train": train_fields, "student": asdict(scfg), "inputs": checks}
+        resume = ResumePoint(out / RESUME_NAME, fingerprint(run), cfg.resume_every)
     t0 = time.perf_counter()
     model, history = train(
         X,
@@ -134,6 +145,7 @@ def run_training(
         val=val,
         n_classes=n_classes,
         teacher_D=D,
+        resume=resume,
     )
     scfg = model.cfg  # the nngk family trains the NNGK head
     seconds = time.perf_counter() - t0
@@ -146,7 +158,6 @@ def run_training(
         }
         threads = torch.get_num_threads()
     epoch = history["best_epoch"] or history["stopped_epoch"]
-    checks = {k: {"file": Path(p).name, "sha256": sha256_file(p)} for k, p in inputs.items()}
     summary = {
         **result,
         "mode": cfg.mode,
@@ -169,8 +180,13 @@ def run_training(
         "epoch_seconds": history["seconds"],
         "latency_ms_per_sample": {**latency, "device": "cpu", "threads": threads},
     }
-    out = Path(out_dir)
-    model_pt = checkpoint_bytes(model, scfg, cfg, {"inputs": checks}, epoch=epoch)
+    info = read_info(store_path)
+    data = {  # what geokd predict and export need to prepare new recordings
+        "dataset": info.dataset,
+        "landmark_names": list(info.landmark_names),
+        "class_names": summary["class_names"],
+    }
+    model_pt = checkpoint_bytes(model, scfg, cfg, {"inputs": checks, "data": data}, epoch=epoch)
     side = sidecar_bytes(model_pt, {"format": CHECKPOINT_FORMAT})
     deterministic = {k: v for k, v in history.items() if k != "seconds"}
     write_many(
@@ -182,4 +198,6 @@ def run_training(
             out / "metrics.json": _dump(summary).encode(),
         }
     )
+    if resume is not None:
+        resume.discard()  # the run is complete
     return summary

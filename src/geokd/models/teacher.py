@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,12 @@ NORMALISATIONS = ("minmax_offdiag", "minmax", "none")
 METHODS = ("softmax", "nngk")
 N_ECE_BINS = 15
 _META_KEY = b"geokd.soft_labels"
+#: A teacher is *degenerate* (its soft labels carry next to no class information) when its
+#: mean normalised entropy exceeds this (1 = uniform soft labels) ...
+DEGENERATE_ENTROPY = 0.95
+#: ... or its argmax accuracy (leave-one-out on train) is below this many times chance
+#: (1 / C), capped at halfway between chance and 1 so that two classes can pass.
+DEGENERATE_CHANCE_FACTOR = 2.0
 
 
 def normalisation_bounds(D: np.ndarray, normalise: str = "minmax_offdiag") -> tuple[float, float]:
@@ -245,7 +252,8 @@ def diagnostics(P: np.ndarray, y: np.ndarray) -> dict:
         ``ece``: expected calibration error of the top class with 15 equal-width confidence
         bins ``(b/15, (b+1)/15]`` (a confidence of 0 joins the first bin):
         ``sum_b n_b / n * |accuracy_b - mean confidence_b|``;
-        ``mean_true_class_probability``: mean of ``P[i, y_i]``.
+        ``mean_true_class_probability``: mean of ``P[i, y_i]``;
+        ``degenerate`` and ``degenerate_reasons``: :func:`degenerate_reasons`.
     """
     P = np.asarray(P, dtype=np.float64)
     n, C = P.shape
@@ -263,7 +271,7 @@ def diagnostics(P: np.ndarray, y: np.ndarray) -> dict:
     conf_sum = np.bincount(bins, weights=conf, minlength=N_ECE_BINS)
     ece = float(np.abs(acc_sum - conf_sum).sum() / n)  # n_b/n * |acc_b - conf_b| summed
     mean_entropy = float(entropy.mean())
-    return {
+    out = {
         "n": int(n),
         "n_classes": int(C),
         "accuracy": float(correct.mean()),
@@ -273,6 +281,37 @@ def diagnostics(P: np.ndarray, y: np.ndarray) -> dict:
         "ece_bins": N_ECE_BINS,
         "mean_true_class_probability": float(P[np.arange(n), y].mean()),
     }
+    reasons = degenerate_reasons(out)
+    return {**out, "degenerate": bool(reasons), "degenerate_reasons": reasons}
+
+
+def degenerate_reasons(diag: dict) -> list[str]:
+    """Why soft labels with :func:`diagnostics` ``diag`` teach next to nothing (empty: fine).
+
+    Two documented thresholds: mean normalised entropy above :data:`DEGENERATE_ENTROPY`
+    (0.95: near-uniform soft labels, e.g. a softmax temperature far above the spread of the
+    normalised distances, or an NNGK width and ``k`` covering every class), and argmax
+    accuracy below ``min(2 / C, (1 + 1 / C) / 2)`` (:data:`DEGENERATE_CHANCE_FACTOR` times
+    chance, capped halfway to 1). One class is never degenerate.
+    """
+    C = int(diag["n_classes"])
+    if C < 2:
+        return []
+    reasons = []
+    entropy = float(diag["mean_normalised_entropy"])
+    if entropy > DEGENERATE_ENTROPY:
+        reasons.append(
+            f"mean normalised entropy {entropy:.3f} > {DEGENERATE_ENTROPY}: "
+            "the soft labels are near uniform"
+        )
+    chance = 1.0 / C
+    floor = min(DEGENERATE_CHANCE_FACTOR * chance, (1.0 + chance) / 2)
+    if float(diag["accuracy"]) < floor:
+        reasons.append(
+            f"argmax accuracy {float(diag['accuracy']):.3f} < {floor:.3f} "
+            f"({DEGENERATE_CHANCE_FACTOR:g} x chance 1/{C}): the teacher hardly beats guessing"
+        )
+    return reasons
 
 
 def write_soft_labels(
@@ -379,6 +418,8 @@ def make_soft_labels(
     dict
         :func:`diagnostics` of the teacher on train (LOO when self is excluded) plus
         ``method`` and ``params`` (with the defaults and the resolved ``sigma`` filled in).
+        A degenerate teacher (:func:`degenerate_reasons`) is written all the same, with one
+        ``geokd: WARNING: ...`` line on stderr (the job's log) saying why.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -412,4 +453,17 @@ def make_soft_labels(
         "split_table": Path(split_table).name,
     }
     write_soft_labels(out_path, train_ids, P, class_names, metadata=meta)
-    return {"method": method, "params": resolved, **diagnostics(P, y)}
+    result = {"method": method, "params": resolved, **diagnostics(P, y)}
+    if result["degenerate"]:
+        hint = (
+            "lower teacher.softmax.temperature"
+            if method == "softmax"
+            else ("lower teacher.nngk.k or sigma")
+        )
+        print(
+            f"geokd: WARNING: {out_path}: degenerate teacher ({method}): "
+            f"{'; '.join(result['degenerate_reasons'])}; the student learns next to nothing "
+            f"from it ({hint})",
+            file=sys.stderr,
+        )
+    return result

@@ -23,6 +23,13 @@ dropout), ``torch.use_deterministic_algorithms(True)`` is on, shuffling and augm
 from their own seeded ``torch.Generator`` and batches are built in-process; the previous global
 state is restored afterwards. On the CPU the same seed and thread count give identical losses,
 metrics and weights.
+
+Resuming
+--------
+Given a :class:`.resume.ResumePoint`, :func:`train` saves its whole state there every
+``resume_every`` epochs and, when a saved state of the same fingerprint is there at the start,
+continues after its epoch instead of starting at epoch 1; the result is the same to the bit
+(:mod:`geokd.models.resume`).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from tqdm.auto import tqdm
 from .config import StudentConfig, TrainConfig
 from .losses import distillation_loss, kd_loss, neighbourhood_loss, rkd_distance_loss
 from .metrics import metrics
+from .resume import ResumePoint, rng_states, set_rng_states
 from .student import SkeletonTransformer, augment
 
 
@@ -184,6 +192,14 @@ def fill_memory(model: SkeletonTransformer, X, L, y, batch_size: int = 256) -> N
     model.train(was_training)
 
 
+def _epoch_finished(epoch: int) -> None:
+    """Called after every epoch, once its resumable state is saved (a hook for fault tests)."""
+
+
+def _cpu(state: dict) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
 def train(
     train_X,
     train_len,
@@ -195,6 +211,7 @@ def train(
     val: tuple | None = None,
     n_classes: int | None = None,
     teacher_D=None,
+    resume: ResumePoint | None = None,
 ) -> tuple[SkeletonTransformer, dict]:
     """Train a :class:`SkeletonTransformer`.
 
@@ -212,6 +229,9 @@ def train(
         Validation set for selection and early stopping (module docstring).
     n_classes : int, optional
         Default: teacher columns, else ``max label + 1`` over all given labels.
+    resume : ResumePoint, optional
+        Save the resumable state there every ``resume.every`` epochs, and continue from a
+        saved state of the same fingerprint (module docstring). The caller deletes it.
 
     Returns
     -------
@@ -270,8 +290,31 @@ def train(
         seeds = np.random.SeedSequence(cfg.seed).generate_state(2)
         g_shuffle = torch.Generator().manual_seed(int(seeds[0]))
         g_aug = torch.Generator().manual_seed(int(seeds[1]))
-        best, best_state, waited = None, None, 0
-        bar = tqdm(range(1, cfg.epochs + 1), disable=None if cfg.progress else True, unit="ep")
+        best, best_state, waited, first = None, None, 0, 1
+        saved = resume.load(cfg.epochs) if resume is not None else None
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            set_rng_states(saved["rng"])
+            g_shuffle.set_state(saved["rng"]["shuffle"])
+            g_aug.set_state(saved["rng"]["augment"])
+            loop = saved["loop"]
+            history, best, best_state, waited = (
+                loop["history"],
+                loop["best"],
+                loop["best_state"],
+                loop["waited"],
+            )
+            best = None if best is None else tuple(best)
+            first = saved["epoch"] + 1
+        bar = tqdm(
+            range(first, cfg.epochs + 1),
+            initial=first - 1,
+            total=cfg.epochs,
+            disable=None if cfg.progress else True,
+            unit="ep",
+        )
         for epoch in bar:
             t0, sums = time.perf_counter(), np.zeros(3)
             if model.nngk is not None:
@@ -319,6 +362,22 @@ def train(
                         stop = cfg.patience > 0 and waited >= cfg.patience
             history["seconds"].append(time.perf_counter() - t0)
             bar.set_postfix(loss=f"{mean[0]:.4f}")
+            if resume is not None and not stop and resume.due(epoch, cfg.epochs):
+                rng = {**rng_states(dev), "shuffle": g_shuffle.get_state()}
+                rng["augment"] = g_aug.get_state()
+                loop = {"history": history, "best": best, "waited": waited}
+                loop["best_state"] = None if best_state is None else _cpu(best_state)
+                resume.save(
+                    epoch,
+                    {
+                        "model": _cpu(model.state_dict()),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "rng": rng,
+                        "loop": loop,
+                    },
+                )
+            _epoch_finished(epoch)
             if stop:
                 break
         history["stopped_epoch"] = epoch
