@@ -54,8 +54,10 @@ def stage_command(stage: str) -> tuple[list[str], list[str]]:
 
 
 def stage_outs(stage: str) -> list[str]:
+    """Every output path of a stage: outs, metrics and plots (a path, or {path: options})."""
     spec = STAGES[stage]
-    return [*spec.get("outs", []), *spec.get("metrics", [])]
+    entries = [*spec.get("outs", []), *spec.get("metrics", []), *spec.get("plots", [])]
+    return [e if isinstance(e, str) else next(iter(e)) for e in entries]
 
 
 def covered(path: str, outs: list[str]) -> bool:
@@ -271,7 +273,10 @@ def test_repro_push_pull_round_trip(tmp_path):
     assert "Nothing to be done" in dry, dry[-3000:]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(STAGES)
-    assert "paper" in run(repo, BIN / "dvc", "metrics", "show")
+    shown = run(repo, BIN / "dvc", "metrics", "show")
+    assert "paper" in shown and "distilled_accuracy" in shown and "knn_1nn_procrustes" in shown
+    plots = run(repo, BIN / "dvc", "plots", "show", "--json")
+    assert "training_curves.json" in plots and "distilled_test_accuracy" in plots, plots[:2000]
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "dvc repro")
     expected = tracked_files(repo)

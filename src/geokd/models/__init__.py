@@ -19,6 +19,8 @@ _EXPORTS = {
         ["TrainConfig", "distillation_loss", "evaluate", "predict_proba", "train"], "train"
     ),
     "run_training": "runs",
+    **dict.fromkeys(["Student", "load_student", "read_inputs", "run_predict"], "predict"),
+    **dict.fromkeys(["export_student", "run_exported"], "export"),
     **dict.fromkeys(
         ["load_checkpoint", "save_checkpoint", "checkpoint_bytes", "latency_ms_per_sample"],
         "checkpoint",
