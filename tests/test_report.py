@@ -24,11 +24,13 @@ from geokd.distances.shards import write_npy_with_sidecar
 from geokd.errors import InputError
 from geokd.models.teacher import diagnostics, write_soft_labels
 from geokd.report import plots
+from geokd.report import plots_answer as aplots
 from geokd.report import plots_results as rplots
 from geokd.report import summary as summary_mod
 from geokd.report.html import figure_stage
 from geokd.report.page import DatasetEntry, build_report
-from geokd.report.results import _comparison_html, mode_title, seed_key
+from geokd.report.results import RESULT_FIGURE_STAGES, _comparison_html, mode_title, seed_key
+from geokd.report.tables import write_tables
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVIL = '<script>alert("x")</script>'
@@ -319,9 +321,10 @@ RUN_FACTS_TITLES = (
     "Software and revision",
     "Data checksums (SHA-256)",
 )
-# per protocol: heat map + histogram, k-NN curve, 1 soft-label figure, training curves,
-# 2 confusion matrices, per-class bars
-N_RESULT_FIGURES = 8
+# per protocol: accuracy against inference time; heat map + histogram + DTW alignment path;
+# k-NN curve; 1 reliability diagram + 1 soft-label figure; training curves; 2 confusion
+# matrices + the transformer / distilled pair; per-class bars
+N_RESULT_FIGURES = 12
 # test split of the toy store (subjects 3, 4): 3 classes x 2 subjects x 2 trials, 4 per class
 KNN_CORRECT = {1: (4, 3, 2), 2: (3, 3, 2), 3: (4, 4, 2)}
 MODEL_CORRECT = {"transformer": ((2, 2, 1), (3, 2, 2)), "distilled": ((4, 3, 1), (3, 3, 3))}
@@ -650,19 +653,26 @@ def test_results_report_is_deterministic_and_writes_figures(results_built):
     build_report(again, results_built["entries"], figs, benchmarks_dir=results_built["bench"])
     assert again.read_bytes() == results_built["out"].read_bytes()
     keys = [
+        "accuracy_vs_time",
         "distances_procrustes",
         "distance_hist_procrustes",
+        "dtw_path_procrustes",
         "knn_vs_k",
+        "reliability_softmax",
         "soft_labels_softmax",
         "training_curves",
         "confusion_knn",
         "confusion_distilled",
+        "confusion_pair",
         "per_class_accuracy",
     ]
+    assert len(keys) == N_RESULT_FIGURES
     names = {p.relative_to(figs).as_posix() for p in figs.rglob("*.*")}
     slug = "Toy_friends"
     for key in keys:
-        stem = f"{figure_stage(key)}/{slug}_paper_{key}"
+        prefix = next((k for k in RESULT_FIGURE_STAGES if key.startswith(k)), None)
+        stage = RESULT_FIGURE_STAGES[prefix] if prefix else figure_stage(key)
+        stem = f"{stage}/{slug}_paper_{key}"
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
     assert len(names) == 2 * (3 + len(keys))
     pdf = (figs / "students" / f"{slug}_paper_training_curves.pdf").read_bytes()
@@ -680,8 +690,9 @@ def test_missing_result_files_skip_their_sections(results_built, tmp_path):
     build_report(out, [entry])
     text = out.read_text()
     parsed = _assert_self_contained(text)
-    # dataset (3), distances (2), k-NN curve, KNN confusion, per-class bars of KNN alone
-    assert len(parsed.imgs) == 3 + 2 + 1 + 1 + 1
+    # dataset (3), distances (2) + the DTW alignment path, k-NN curve, KNN confusion,
+    # per-class bars of KNN alone
+    assert len(parsed.imgs) == 3 + 3 + 1 + 1 + 1
     for key in ("dist", "knn", "confusion"):
         assert f'id="ds0-r0-{key}"' in text
     for key in ("acc", "teacher", "curves"):
@@ -903,3 +914,245 @@ def test_figures_are_filed_by_stage(key, stage):
 def test_seed_key_orders_numeric_seeds_then_named_runs():
     seeds = ["10", "ensemble", "2", "0"]
     assert sorted(seeds, key=seed_key) == ["0", "2", "10", "ensemble"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The answer first: the paper's tables and the winner; the figures a reader expects
+# ---------------------------------------------------------------------------------------------
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _acc_text(rec: dict, group: str, model: str) -> str:
+    """The headline's accuracy cell, formatted here from the CSV record."""
+    pct = rec[f"{group}_{model}_pct"]
+    if group == "published" or pct == "n/a":
+        return pct
+    text = f"{float(pct):.2f}"
+    if model == "knn":
+        return f"{text} ({rec[f'{group}_knn_metric']})"
+    if rec[f"{group}_{model}_n_seeds"] not in ("n/a", "1"):
+        text += f" ± {float(rec[f'{group}_{model}_std_pct']):.2f}"
+    return text
+
+
+def _headline(text: str) -> str:
+    start, end = text.index('<h2 id="headline">'), text.index('<h2 id="ds0">')
+    return text[start:end]
+
+
+@pytest.fixture(scope="module")
+def answer_built(built, tmp_path_factory):
+    """utd_mhad (five families) and its "as published" run (two), their report and tables."""
+    tmp = tmp_path_factory.mktemp("answer")
+    store = built["store"]
+    ours = _make_results(store, tmp / "results" / "utd_mhad" / "paper", models=FIVE_CORRECT)
+    asp = _make_results(store, tmp / "results" / "utd_mhad_as_published" / "paper")
+    entries = [
+        DatasetEntry("utd_mhad", store, results={"paper": ours}),
+        DatasetEntry("utd_mhad_as_published", store, results={"paper": asp}),
+    ]
+    out = tmp / "report.html"
+    build_report(out, entries)
+    write_tables(
+        tmp / "tables",
+        {("utd_mhad", "paper"): ours / "summary.json"},
+        {("utd_mhad", "paper"): asp / "summary.json"},
+    )
+    return {"tmp": tmp, "ours": ours, "asp": asp, "entries": entries, "out": out, "store": store}
+
+
+def test_the_report_leads_with_the_papers_tables_as_the_csv_has_them(answer_built):
+    text = answer_built["out"].read_text(encoding="utf-8")
+    _assert_self_contained(text)
+    # first on the page and first in the table of contents, before the datasets' details
+    assert text.index('<h2 id="headline">') < text.index('<h2 id="ds0">')
+    nav = text[text.index("<nav>") : text.index("</nav>")]
+    assert nav.index('href="#headline"') < nav.index('href="#ds0"')
+    assert '<a href="#headline-0">utd_mhad, protocol paper</a>' in nav
+    head = _headline(text)
+    assert '<h3 id="headline-0">UTD-MHAD, protocol paper</h3>' in head
+    # one headline row: the as-published dataset fills utd_mhad's row, as in the CSV
+    assert head.count("<h3 ") == 1
+    (acc,) = _csv_rows(answer_built["tmp"] / "tables" / "accuracy.csv")
+    (inf,) = _csv_rows(answer_built["tmp"] / "tables" / "inference.csv")
+    ours = ("knn", "transformer", "distilled", "label_smoothing", "metric", "nngk")
+    for group, label in (
+        ("published", "Published"),
+        ("as_published", "As published (our run)"),
+        ("corrected", "Corrected (ours)"),
+    ):
+        models = ours if group == "corrected" else ours[:3]
+        cells = [_acc_text(acc, group, m) for m in models] + ["n/a"] * (6 - len(models))
+        row = f"<tr><td>{html.escape(label)}</td>"
+        row += "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>"
+        assert row in head, row
+        if group == "published":
+            speeds = [acc and inf["published_student_ms"]] + ["n/a"] * 4
+        else:
+            speeds = [
+                f"{float(inf[f'{group}_{k}_ms']):.3f}"
+                for k in ("student_batch1", "student_batched", "knn")
+            ]
+            speeds += [
+                f"{float(inf[f'{group}_{k}_x']):.1f}" for k in ("speedup", "speedup_batched")
+            ]
+        row = f"<tr><td>{html.escape(label)}</td>"
+        row += "".join(f'<td class="num">{c}</td>' for c in speeds) + "</tr>"
+        assert row in head, row
+    # the published values as printed, and the runs' own numbers
+    assert acc["published_distilled_pct"] == "64.91" and acc["published_knn_pct"] == "32.0"
+    summary = summary_mod.read_summary(answer_built["ours"] / "summary.json")
+    cell = _acc_text(acc, "corrected", "metric")
+    assert cell.startswith(f"{100 * summary['metric']['accuracy_mean']:.2f} ± ")
+    asp = summary_mod.read_summary(answer_built["asp"] / "summary.json")
+    assert _acc_text(acc, "as_published", "distilled").startswith(
+        f"{100 * asp['distilled']['accuracy_mean']:.2f}"
+    )
+
+
+def test_the_headline_says_which_model_wins_and_by_how_much(answer_built):
+    head = _headline(answer_built["out"].read_text(encoding="utf-8"))
+    summary = summary_mod.read_summary(answer_built["ours"] / "summary.json")
+    win, cmp = summary["winner"], summary["comparisons"]
+    assert win["model"] == "metric"
+    k1 = summary["knn"]["procrustes"]["k1_accuracy"]
+    assert (
+        f"<strong>Best overall: Metric distillation</strong>, {_pct(win['accuracy'])} % test "
+        f"accuracy (mean over 2 seed(s)), {100 * (win['accuracy'] - k1):+.2f} points against "
+        f"the exact KNN 1-NN (procrustes) it learns from ({_pct(k1)} %)."
+    ) in head
+    lo, hi = (100 * x for x in cmp["ci95"])
+    assert (
+        "the best geometry-taught model, Metric distillation at 83.33 %, against the best "
+        "labels-only one, Label smoothing (labels only) at 62.50 %: "
+        f"{100 * cmp['mean_difference']:+.2f} points (geometry ahead), mean of the per-seed "
+        f"differences over 2 paired seed(s), 95 % CI {lo:+.2f} to {hi:+.2f}."
+    ) in head
+    assert f"<strong>Verdict:</strong> {html.escape(cmp['verdict'])}" in head
+
+
+def test_an_as_published_run_is_linked_by_its_setting_too(answer_built, tmp_path):
+    a, b = answer_built["entries"]
+    renamed = DatasetEntry("original", b.store, results=b.results, as_published_of="utd_mhad")
+    out = tmp_path / "r.html"
+    build_report(out, [a, renamed])
+    head = _headline(out.read_text())
+    assert head == _headline(answer_built["out"].read_text())
+    # without the link the run is a dataset of its own, with its own row
+    build_report(out, [a, DatasetEntry("original", b.store, results=b.results)])
+    assert _headline(out.read_text()).count("<h3 ") == 2
+
+
+def test_no_results_no_headline(built):
+    text = built["out"].read_text(encoding="utf-8")
+    assert 'id="headline"' not in text and "#headline" not in text
+
+
+def _alts(text: str) -> list[str]:
+    return re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="([^"]*)"', text)
+
+
+def test_new_figures_are_there_with_their_inputs_and_absent_without(results_built, tmp_path):
+    alts = _alts(results_built["out"].read_text(encoding="utf-8"))
+    wanted = (
+        "test accuracy against inference time",
+        "DTW alignment path of ",
+        "reliability diagram of the teacher, softmax",
+        "confusion matrices of the labels-only transformer and the distilled student",
+    )
+    for alt in wanted:
+        assert sum(a.startswith(alt) for a in alts) == 1, alt
+    rdir = tmp_path / "paper"
+    shutil.copytree(results_built["rdir"], rdir)
+    for name in ("test-train.npy", "test-train.npy.json"):
+        (rdir / "distances" / "procrustes" / name).unlink()
+    shutil.rmtree(rdir / "models" / "distilled")
+    (rdir / "teacher" / "softmax.parquet").unlink()
+    summary = json.loads((rdir / "summary.json").read_text())
+    del summary["inference"]
+    (rdir / "summary.json").write_text(json.dumps(summary))
+    entry = DatasetEntry("toy", results_built["entries"][0].store, results={"paper": rdir})
+    out = tmp_path / "r.html"
+    build_report(out, [entry])
+    text = out.read_text()
+    alts = _alts(text)
+    for alt in wanted:
+        assert not any(a.startswith(alt) for a in alts), alt
+    assert "train x train distance matrix, procrustes" in alts  # the rest is still there
+    # gone too: the soft-label examples (no Parquet), the distilled confusion matrix
+    assert len(alts) == 3 + N_RESULT_FIGURES - 4 - 2
+
+
+def test_the_dtw_path_helper_ends_at_cdist():
+    from geokd.distances import cdist, reference
+
+    rng = np.random.default_rng(3)
+    a = np.cumsum(rng.normal(scale=0.05, size=(13, 20, 3)), axis=0) + rng.normal(size=(20, 3))
+    b = np.cumsum(rng.normal(scale=0.05, size=(9, 20, 3)), axis=0) + rng.normal(size=(20, 3))
+    for window in (None, 2):
+        cost = reference.cost_matrix(a, b, "procrustes")
+        path, total = rplots.dtw_path(cost, window)
+        want = float(cdist([a], [b], metric="procrustes", window=window)[0, 0])
+        assert abs(total - want) <= 1e-9 * max(1.0, abs(want))
+        assert total == pytest.approx(reference.dtw(cost, window), abs=1e-12)
+        # a warping path: (0, 0) to (m-1, n-1) in unit steps, its costs sum to the distance
+        assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (12, 8)
+        steps = {tuple(s) for s in np.diff(path, axis=0)}
+        assert steps <= {(1, 0), (0, 1), (1, 1)}
+        assert cost[path[:, 0], path[:, 1]].sum() == pytest.approx(total, rel=1e-12)
+        if window is not None:
+            assert np.abs(path[:, 0] - path[:, 1]).max() <= max(window, 13 - 9)
+    # the figure draws that path over that matrix
+    fig = rplots.alignment_path(cost, path, total, "q", "r", "procrustes")
+    ax = fig.get_axes()[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), cost)
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), path[:, 1])
+    assert f"distance {total:.4g}" in ax.get_title()
+    _labelled(fig)
+
+
+def test_reliability_diagram_uses_the_teachers_bins_and_ece():
+    rng = np.random.default_rng(5)
+    P = rng.dirichlet(np.ones(4) * 0.5, size=200)
+    y = rng.integers(0, 4, size=200)
+    diag = diagnostics(P, y)
+    res = aplots.reliability_bins(P, y, diag["ece_bins"])
+    assert res["ece"] == pytest.approx(diag["ece"], abs=1e-15)
+    assert res["count"].sum() == 200
+    fig = aplots.reliability_diagram(P, y, "softmax", diag["ece_bins"])
+    top, bottom = fig.get_axes()
+    assert f"ECE {diag['ece']:.3f}" in top.get_title()
+    np.testing.assert_array_equal(top.lines[0].get_xdata(), [0, 1])  # the diagonal, in %
+    np.testing.assert_array_equal(top.lines[0].get_ydata(), [0, 100])
+    filled = res["count"] > 0
+    heights = [p.get_height() for p in top.patches]
+    np.testing.assert_allclose(heights, 100 * res["accuracy"][filled])
+    assert [p.get_height() for p in bottom.patches] == res["count"].tolist()
+    _labelled(fig)
+
+
+def test_accuracy_against_time_and_the_confusion_pair():
+    points = [
+        {"label": "T", "mode": "transformer", "ms": 0.5, "accuracy": 0.8, "std": 0.05},
+        {"label": "KNN", "mode": "knn", "ms": 50.0, "accuracy": 0.7},
+    ]
+    fig = aplots.accuracy_vs_time(points)
+    ax = fig.get_axes()[0]
+    assert ax.get_xscale() == "log"
+    xy = [tuple(line.get_xydata()[0]) for line in ax.lines if len(line.get_xdata()) == 1]
+    assert (0.5, 80.0) in xy and (50.0, 70.0) in xy
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["T", "KNN"]
+    _labelled(fig)
+    fig = aplots.confusion_pair([[3, 1], [0, 4]], [[2, 2], [1, 3]], ["a", "b"], "L", "R")
+    left, right = (ax for ax in fig.get_axes() if ax.get_label() != "<colorbar>")
+    assert left.images[0].get_clim() == right.images[0].get_clim() == (0, 1)
+    for ax in (left, right):
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    assert left.get_title() == "L\naccuracy 87.5 %" and right.get_title() == "R\naccuracy 62.5 %"
+    assert plots.fig_to_png_base64(fig)

@@ -30,6 +30,7 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: .9em; color: #555; }
 .meta { color: #555; font-size: .92em; }
 nav ul { margin-top: .2em; }
+.warning { color: #8a1c1c; background: #fdf0f0; border-left: 4px solid #c44; padding: .4em .8em; }
 """
 
 

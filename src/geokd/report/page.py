@@ -1,6 +1,14 @@
-"""The self-contained HTML report (``results/report.html``): one section per dataset.
+"""The self-contained HTML report (``results/report.html``): the answer, then one section per
+dataset.
 
-Each section holds a facts table (counts, lengths, units, landmarks, source, checksum),
+With results, the page leads with the answer (:func:`geokd.report.answer.headline_section`):
+per dataset and protocol the paper's tables as ``results/tables/`` has them (published | as
+published | ours; accuracy and inference time, from the same rows as
+:func:`geokd.report.tables.write_tables` builds from the summaries), then which model wins and
+by how much. A dataset that is the "as published" run of another (``as_published_of``, or by
+name: ``<other>_as_published``) fills that one's "as published" row, as in the tables.
+
+Each dataset section holds a facts table (counts, lengths, units, landmarks, source, checksum),
 the sequences per class and subject, the length histogram, the first sequence of the store
 drawn as a strip of frames, and per protocol the split sizes with a bar chart.
 
@@ -39,9 +47,11 @@ from ..data.splits import SPLITS, read_split
 from ..data.store import StoreInfo, load_sequences, read_info
 from ..errors import InputError
 from . import plots
+from .answer import headline_section
 from .html import CSS, _Emitter, _esc, _img, _slug, _table
-from .results import _results_section
+from .results import ResultsEmitter, _results_section
 from .run_facts import RunFacts, run_facts_section
+from .tables import TableRow, as_rows, read_summary
 
 
 @dataclass
@@ -58,12 +68,17 @@ class DatasetEntry:
         Protocol name -> split table (TSV), shown in the given order.
     results : dict of str to pathlib.Path
         Protocol name -> its results folder ``results/<dataset>/<protocol>/`` (optional).
+    as_published_of : str, optional
+        The dataset whose "as published" run this is (the config's ``as_published_of``):
+        its summaries fill that dataset's "as published" row of the headline tables. Default:
+        ``X`` where this dataset is named ``X_as_published`` and ``X`` is reported too.
     """
 
     name: str
     store: Path
     splits: dict[str, Path] = field(default_factory=dict)
     results: dict[str, Path] = field(default_factory=dict)
+    as_published_of: str | None = None
 
 
 def _require_file(path: Path, what: str) -> None:
@@ -228,8 +243,9 @@ def _dataset_section(
         parts.append(f'<h3 id="{anchor}-results">Results</h3>')
         label_names = _label_names(meta)
         names = [label_names.get(c, str(c)) for c in range(max(label_names) + 1)]
+        by_id = dict(zip(meta["sequence_id"].astype(str), sequences, strict=True))
         for j, protocol in enumerate(entry.results):
-            emit_p = _Emitter(figures_dir, f"{slug}_{_slug(protocol)}")
+            emit_p = ResultsEmitter(figures_dir, f"{slug}_{_slug(protocol)}")
             parts.append(
                 _results_section(
                     Path(entry.results[protocol]),
@@ -240,13 +256,49 @@ def _dataset_section(
                     emit_p,
                     checksum,
                     facts,
+                    by_id,
                 )
             )
     return "\n".join(parts)
 
 
-def _toc(datasets: list[DatasetEntry], run_facts: bool) -> str:
+def _as_published_of(entry: DatasetEntry, names: set[str]) -> str | None:
+    if entry.as_published_of:
+        return entry.as_published_of
+    base = entry.name.removesuffix("_as_published")
+    return base if base != entry.name and base in names else None
+
+
+def headline_rows(datasets: list[DatasetEntry]) -> list[TableRow]:
+    """The rows of the paper's tables from the datasets' ``summary.json`` files, as
+    ``geokd tables`` builds them (:func:`geokd.report.tables.as_rows`): corrected runs keyed
+    by their dataset and protocol, an "as published" run (:attr:`DatasetEntry.as_published_of`)
+    keyed by the dataset it stands for; summaries read with their timings."""
+    names = {e.name for e in datasets}
+    corrected: dict[tuple[str, str], dict] = {}
+    published: dict[tuple[str, str], dict] = {}
+    for entry in datasets:
+        of = _as_published_of(entry, names)
+        for protocol, rdir in entry.results.items():
+            path = Path(rdir) / "summary.json"
+            if path.is_file():
+                (published if of else corrected)[(of or entry.name, protocol)] = read_summary(path)
+    return as_rows(corrected, published) if corrected or published else []
+
+
+def _toc(
+    datasets: list[DatasetEntry], run_facts: bool, headline: list[TableRow] | None = None
+) -> str:
     items = []
+    if headline:
+        sub = "".join(
+            f'<li><a href="#headline-{i}">{_esc(r.dataset)}, protocol {_esc(r.protocol)}</a></li>'
+            for i, r in enumerate(headline)
+        )
+        items.append(
+            f'<li><a href="#headline">the answer: the paper\'s tables and the winner</a>'
+            f"<ul>{sub}</ul></li>"
+        )
     for i, entry in enumerate(datasets):
         anchor = f"ds{i}"
         sub = [
@@ -278,6 +330,9 @@ def render_report(
         raise ValueError("no datasets to report")
     facts = RunFacts()
     sections = [_dataset_section(e, f"ds{i}", figures_dir, facts) for i, e in enumerate(datasets)]
+    headline = headline_rows(datasets)
+    if headline:
+        sections.insert(0, headline_section(headline, "headline"))
     run_facts = (
         benchmarks_dir is not None or provenance is not None or any(e.results for e in datasets)
     )
@@ -294,7 +349,7 @@ def render_report(
         f'<p class="meta">Generated by geokd {_esc(__version__)} for {len(datasets)} '
         f"dataset(s): {_esc(names)}. The page is self-contained: figures are embedded, "
         "nothing is loaded from elsewhere.</p></header>\n"
-        f"{_toc(datasets, run_facts)}\n<main>\n"
+        f"{_toc(datasets, run_facts, headline)}\n<main>\n"
         + "\n".join(sections)
         + "\n</main>\n</body>\n</html>\n"
     )

@@ -317,3 +317,88 @@ def per_class_accuracy(
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def dtw_path(cost: np.ndarray, window: int | None = None) -> tuple[np.ndarray, float]:
+    """The optimal DTW warping path over a frame-cost matrix, and its total cost.
+
+    The recursion of :func:`geokd.distances.reference.dtw` (steps (1,0), (0,1), (1,1),
+    no normalisation, optional Sakoe-Chiba ``window``), backtracked from ``(m-1, n-1)`` to
+    ``(0, 0)``; on a tie the diagonal step is taken first, then the step up (i - 1), then
+    left (j - 1).
+
+    Parameters
+    ----------
+    cost : numpy.ndarray
+        The (m, n) frame-cost matrix (:func:`geokd.distances.reference.cost_matrix`).
+    window : int, optional
+        Sakoe-Chiba half-width, as in :func:`geokd.distances.cdist`.
+
+    Returns
+    -------
+    path : numpy.ndarray
+        (L, 2) int array of (i, j) frame pairs from (0, 0) to (m-1, n-1).
+    distance : float
+        ``D[m-1, n-1]``, the DTW distance (the sum of the costs along the path).
+    """
+    from ..distances.reference import band
+
+    cost = np.asarray(cost, dtype=np.float64)
+    m, n = cost.shape
+    D = np.full((m, n), np.inf)
+    for i in range(m):
+        lo, hi = band(i, m, n, window)
+        for j in range(lo, hi):
+            if i == 0 and j == 0:
+                D[i, j] = cost[0, 0]
+                continue
+            best = min(
+                D[i - 1, j - 1] if i > 0 and j > 0 else np.inf,
+                D[i - 1, j] if i > 0 else np.inf,
+                D[i, j - 1] if j > 0 else np.inf,
+            )
+            D[i, j] = cost[i, j] + best
+    i, j = m - 1, n - 1
+    path = [(i, j)]
+    while (i, j) != (0, 0):
+        steps = []
+        if i > 0 and j > 0:
+            steps.append((D[i - 1, j - 1], i - 1, j - 1))
+        if i > 0:
+            steps.append((D[i - 1, j], i - 1, j))
+        if j > 0:
+            steps.append((D[i, j - 1], i, j - 1))
+        _, i, j = min(steps, key=lambda s: s[0])  # min keeps the first of equal values
+        path.append((i, j))
+    return np.array(path[::-1], dtype=np.int64), float(D[m - 1, n - 1])
+
+
+def alignment_path(
+    cost: np.ndarray,
+    path: np.ndarray,
+    distance: float,
+    query: str,
+    reference: str,
+    metric: str,
+) -> Figure:
+    """The DTW warping path of a pair drawn over its frame-cost matrix.
+
+    Rows (y) are the query's frames, columns (x) the reference's; the path runs from the
+    first frames (bottom left) to the last (top right).
+    """
+    cost = np.asarray(cost, dtype=np.float64)
+    path = np.asarray(path)
+    m, n = cost.shape
+    fig = Figure(figsize=(6.0, min(6.0, max(3.6, 6.0 * m / max(n, 1)))), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(cost, origin="lower", cmap="viridis", aspect="auto", interpolation="nearest")
+    ax.plot(path[:, 1], path[:, 0], "-", color="white", lw=1.8, label="optimal warping path")
+    ax.plot(path[:, 1], path[:, 0], ".", color="#ee6677", ms=3)
+    ax.set_xlabel(_safe(f"frame of {reference} (training, n = {n})"))
+    ax.set_ylabel(_safe(f"frame of {query} (test, m = {m})"))
+    ax.set_title(
+        _safe(f"DTW alignment ({metric}), {len(path)} steps, distance {distance:.4g}"), fontsize=10
+    )
+    ax.legend(fontsize=7, loc="upper left")
+    fig.colorbar(im, ax=ax, label=_safe(f"{metric} frame cost"))
+    return fig

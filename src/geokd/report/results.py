@@ -1,38 +1,37 @@
 """The report's per-protocol results sections (the closing "Run facts": :mod:`.run_facts`).
 
 A results section is drawn from ``results/<dataset>/<protocol>/``, each sub-section left out
-when its files are missing (see :mod:`geokd.report.page`); its first sub-section leads with the
-comparison of the model families (every model's accuracy and latency, the gain of the best
-geometry-taught model over the best labels-only one with its 95 % CI, and the verdict of
-``summary.json``). "Run facts" gathers per-rule wall time and peak memory, package versions,
-git revision and data checksums.
+when its files are missing (see :mod:`geokd.report.page`); it leads with the comparison of the
+model families (:mod:`.answer`: accuracy, latency, the gain of geometry over labels only with
+its 95 % CI, the verdict), and draws what a reader of the paper expects besides: accuracy
+against inference time, the DTW alignment path of an example pair over its frame costs, the
+teacher's reliability diagram, the labels-only transformer's confusion matrix beside the
+distilled one. "Run facts" gathers wall time, memory, versions and data checksums.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..checksum import sha256_file
 from ..data.splits import read_split
+from ..distances import reference
 from ..distances.shards import load_matrix
 from ..errors import InputError, read_json
-from ..models.teacher import read_soft_labels
+from ..models.teacher import N_ECE_BINS, read_soft_labels
+from . import plots
+from . import plots_answer as aplots
 from . import plots_results as rplots
-from .html import _Emitter, _esc, _grid, _mono, _num, _pct
+from .answer import _accuracy_time_html, _comparison_html, mode_title
+from .html import _Emitter, _esc, _grid, _img, _mono, _num, _pct, _slug
 from .run_facts import RunFacts
-from .summary import (
-    best_model,
-    compare_models,
-    model_family,
-    model_names,
-    read_summary,
-    sort_models,
-    teacher_metric,
-)
+from .summary import model_names, read_summary, sort_models
 from .tables import Cell, fmt_number, knn_metric
 
 
@@ -44,7 +43,10 @@ def _read_json(path: Path) -> dict | None:
 #: Results sub-sections: key -> (heading, the files it needs).
 RESULT_SECTIONS = {
     "acc": ("Accuracy and inference speed", "summary.json"),
-    "dist": ("Distances", "split.tsv, distances/*/train-train.npy"),
+    "dist": (
+        "Distances",
+        "split.tsv, distances/*/train-train.npy; the alignment path: distances/*/test-train.npy",
+    ),
     "knn": ("k-NN accuracy against k", "knn/*.json"),
     "teacher": ("Teacher", "teacher/*.json, teacher/*.parquet with split.tsv"),
     "curves": ("Training curves", "models/*/seed*/history.json"),
@@ -53,107 +55,33 @@ RESULT_SECTIONS = {
         "knn/*.json, models/*/seed*/metrics.json",
     ),
 }
-MODE_TITLES = {
-    "transformer": "Transformer (labels only)",
-    "label_smoothing": "Label smoothing (labels only)",
-    "distilled": "Distilled student",
-    "metric": "Metric distillation",
-    "nngk": "NNGK head (labels only)",
+#: Stages (figures sub-folders) of the figure keys added here; the others:
+#: :data:`geokd.report.html.FIGURE_STAGES`.
+RESULT_FIGURE_STAGES = {
+    "reliability": "teacher",
+    "dtw_path": "distances",
+    "accuracy_vs_time": "students",
+    "confusion_pair": "students",
 }
-SIDE_TITLES = {"geometry": "geometry-taught", "labels_only": "labels only"}
 
 
-def mode_title(mode: str) -> str:
-    """The report's name of a model: :data:`MODE_TITLES`, ``<title>, ensemble`` for
-    ``<known>_ensemble``, else the name with spaces (``a_b`` -> ``A b``)."""
-    if mode in MODE_TITLES:
-        return MODE_TITLES[mode]
-    base = mode.removesuffix("_ensemble")
-    if base != mode and base in MODE_TITLES:
-        return f"{MODE_TITLES[base]}, ensemble"
-    return mode.replace("_", " ").capitalize()
+class ResultsEmitter(_Emitter):
+    """:class:`~geokd.report.html._Emitter` that also files the keys of
+    :data:`RESULT_FIGURE_STAGES` (``<key>`` or ``<key>_<suffix>``) by their stage."""
 
-
-def _model_times(summary: dict) -> dict[str, dict]:
-    """Model -> inference times: ``inference.models``; older summaries timed only the
-    student (the distilled model, where it has one)."""
-    inf = summary.get("inference") or {}
-    if inf.get("models"):
-        return inf["models"]
-    if "student_ms_per_sample" not in inf or "distilled" not in summary:
-        return {}
-    batched = inf.get("student_ms_per_sample_batched")
-    return {
-        "distilled": {
-            "ms_per_sample": inf["student_ms_per_sample"],
-            "ms_per_sample_batched": batched,
-        }
-    }
-
-
-def _compared_rows(summary: dict, metric: str | None) -> list[list[str]]:
-    """One row per model: name, side, accuracy (mean ± std), seeds, latencies; KNN last."""
-    times, rows = _model_times(summary), []
-    for mode in model_names(summary):
-        res, lat = summary[mode], times.get(mode) or {}
-        cell = Cell(res["accuracy_mean"], res.get("accuracy_std"), res.get("n_seeds"))
-        rows.append(
-            [
-                _esc(mode_title(mode)),
-                SIDE_TITLES.get(model_family(mode) or "", "&ndash;"),
-                fmt_number(cell, 100, 2),
-                str(res["n_seeds"]) if "n_seeds" in res else "&ndash;",
-                _num(lat.get("ms_per_sample")),
-                _num(lat.get("ms_per_sample_batched")),
-            ]
+    def __call__(self, key: str, fig: Figure, alt: str, caption: str) -> str:
+        stage = next(
+            (s for k, s in RESULT_FIGURE_STAGES.items() if key == k or key.startswith(k + "_")),
+            None,
         )
-    if metric is not None:
-        knn_ms = (summary.get("inference") or {}).get("knn_ms_per_sample")
-        acc = summary["knn"][metric]["k1_accuracy"]
-        rows.append([f"KNN 1-NN ({_esc(metric)})", "teacher", _pct(acc), "&ndash;"])
-        rows[-1] += [_num(knn_ms), "&ndash;"]
-    return rows
-
-
-def _gain_html(cmp: dict) -> str:
-    """The gain of the geometry-taught model over the labels-only one, and the verdict."""
-    geo, lab = _esc(mode_title(cmp["geometry"])), _esc(mode_title(cmp["labels_only"]))
-    text = f"<p>Gain of {geo} over {lab}, paired by seed: "
-    if cmp.get("mean_difference") is None:
-        text += "no seed in common.</p>"
-    else:
-        seeds = ", ".join(str(s) for s in cmp.get("seeds") or [])
-        text += f"{100 * cmp['mean_difference']:+.2f} points"
-        if cmp.get("ci95"):
-            lo, hi = cmp["ci95"]
-            text += f" (95 % CI {100 * lo:.2f} to {100 * hi:.2f})"
-        text += f" over {cmp['n']} seed(s): {_esc(seeds)}.</p>"
-    return text + f"<p><strong>Verdict:</strong> {_esc(cmp.get('verdict', ''))}</p>"
-
-
-def _comparison_html(summary: dict) -> str:
-    """The models side by side, the gain of geometry over labels only, the verdict."""
-    knn = summary.get("knn") or {}
-    metric = teacher_metric(knn, (summary.get("inference") or {}).get("knn_metric"))
-    rows = _compared_rows(summary, metric)
-    if not rows:
-        return ""
-    head = ["model", "side", "test accuracy (%)", "seeds"]
-    head += ["latency, batch 1 (ms/sample)", "latency, batched (ms/sample)"]
-    out = "<p>The models compared: test accuracy (mean &plusmn; sample std over seeds) and "
-    out += "inference time (KNN: ms/query of the exact 1-NN).</p>"
-    out += _grid(head, rows, text_cols=(0, 1))
-    cmp = summary.get("comparisons") or compare_models(summary)
-    if cmp:
-        out += _gain_html(cmp)
-    elif model_names(summary):
-        out += "<p>No comparison: a geometry-taught or a labels-only model is missing.</p>"
-    win = summary.get("winner") or best_model(summary, metric)
-    if win:
-        name = f"KNN 1-NN ({win.get('metric', metric)})" if win["model"] == "knn" else None
-        name = name or mode_title(win["model"])
-        out += f"<p>Best overall: {_esc(name)}, {_pct(win['accuracy'])} % test accuracy.</p>"
-    return out
+        if stage is None:
+            return super().__call__(key, fig, alt, caption)
+        out = _img(fig, alt, caption)
+        if self.figures_dir is not None:
+            folder = Path(self.figures_dir) / stage
+            folder.mkdir(parents=True, exist_ok=True)
+            plots.save_figure(fig, folder / f"{self.prefix}_{_slug(key)}")
+        return out
 
 
 def seed_key(seed: str) -> tuple:
@@ -161,7 +89,7 @@ def seed_key(seed: str) -> tuple:
     return (0, int(seed), "") if str(seed).lstrip("-").isdigit() else (1, 0, str(seed))
 
 
-def _accuracy_html(summary: dict) -> str:
+def _accuracy_html(summary: dict, emit: _Emitter | None = None) -> str:
     rows = []
     for metric, res in sorted((summary.get("knn") or {}).items()):
         f1, k = res.get("macro_f1_per_k") or {}, res["best_k"]
@@ -209,10 +137,62 @@ def _accuracy_html(summary: dict) -> str:
     if irows:
         out += "<p>Inference speed (as timed by the workflow).</p>"
         out += _grid(["quantity", "value", "unit"], irows, text_cols=(0, 2))
+    if emit is not None:
+        out += _accuracy_time_html(summary, emit)
     return out
 
 
-def _distances_html(rdir: Path, labels: dict, names: list[str], emit: _Emitter) -> str | None:
+def _example_pair(rdir: Path, sequences: Mapping[str, np.ndarray]) -> tuple | None:
+    """The first test sequence and its nearest training sequence under the teacher's metric
+    (``distances/<metric>/test-train.npy``; ``procrustes`` first, else the first metric):
+    ``(metric, sidecar, query id, reference id, their matrix entry)``, or ``None``."""
+    found = sorted(rdir.glob("distances/*/test-train.npy"))
+    found.sort(key=lambda p: p.parent.name != "procrustes")
+    for path in found:
+        D, side = load_matrix(path)
+        rows = [str(i) for i in side.get("row_ids") or []]
+        cols = [str(i) for i in side.get("col_ids") or []]
+        if (len(rows), len(cols)) != D.shape or not rows or not cols:
+            raise InputError(path, "row or column ids do not match the matrix")
+        if rows[0] not in sequences:
+            raise InputError(path, f"sequence {rows[0]!r} is not in the store")
+        j = int(np.argmin(D[0]))
+        if cols[j] not in sequences:
+            raise InputError(path, f"sequence {cols[j]!r} is not in the store")
+        metric = str(side.get("metric") or path.parent.name)
+        return metric, side, rows[0], cols[j], float(D[0, j])
+    return None
+
+
+def _dtw_path_html(rdir: Path, sequences: Mapping[str, np.ndarray], emit: _Emitter) -> str:
+    pair = _example_pair(rdir, sequences) if sequences else None
+    if pair is None:
+        return ""
+    metric, side, query, ref, stored = pair
+    params = side.get("metric_params") or {}
+    window = side.get("window")
+    cost = reference.cost_matrix(sequences[query], sequences[ref], metric, **params)
+    path, total = rplots.dtw_path(cost, window)
+    band = f", Sakoe-Chiba band {window}" if window is not None else ""
+    return emit(
+        f"dtw_path_{metric}",
+        rplots.alignment_path(cost, path, total, query, ref, metric),
+        f"DTW alignment path of {query} and {ref}",
+        f"The first test sequence, {query}, and its nearest training sequence, {ref}: the "
+        f"{metric} cost of every pair of their frames (plain reference implementation) and "
+        f"the optimal DTW warping path over it (steps (1,0), (0,1), (1,1){band}). Its total "
+        f"cost, {total:.6g}, is their DTW distance; the test x train matrix holds "
+        f"{stored:.6g}.",
+    )
+
+
+def _distances_html(
+    rdir: Path,
+    labels: dict,
+    names: list[str],
+    emit: _Emitter,
+    sequences: Mapping[str, np.ndarray] | None = None,
+) -> str | None:
     parts = []
     for path in sorted(rdir.glob("distances/*/train-train.npy")) if labels else []:
         metric = path.parent.name
@@ -239,6 +219,7 @@ def _distances_html(rdir: Path, labels: dict, names: list[str], emit: _Emitter) 
                 "classes (each pair once; areas normalised to 1).",
             )
         )
+    parts.append(_dtw_path_html(rdir, sequences or {}, emit))
     return "".join(parts) or None
 
 
@@ -274,11 +255,22 @@ def _knn_html(rdir: Path, knn: dict[str, dict], emit: _Emitter) -> str | None:
 
 
 def _teacher_html(rdir: Path, labels: dict, names: list[str], emit: _Emitter) -> str | None:
-    diags = {p.stem: _read_json(p) or {} for p in sorted(rdir.glob("teacher/*.json"))}
+    diags = {
+        p.stem: _read_json(p) or {}
+        for p in sorted(rdir.glob("teacher/*.json"))
+        if not p.name.endswith(".parquet.json")  # a soft-label file's checksum sidecar
+    }
     soft = sorted(rdir.glob("teacher/*.parquet"))
     if not diags and not (soft and labels):
         return None
-    parts = []
+    parts = [
+        f'<p class="warning"><strong>Warning: degenerate teacher {_esc(method)}</strong>: '
+        f"{_esc('; '.join(d.get('degenerate_reasons') or ['flagged by the teacher step']))}. "
+        "Its soft labels carry next to no class information; a student distilled from them "
+        "learns little (choose a lower temperature or k).</p>"
+        for method, d in diags.items()
+        if d.get("degenerate")
+    ]
     if diags:
         rows = [
             [
@@ -301,6 +293,20 @@ def _teacher_html(rdir: Path, labels: dict, names: list[str], emit: _Emitter) ->
         if any(i not in labels for i in ids):
             raise InputError(path, "sequence ids are not sequences of split.tsv beside it")
         y = [labels[i] for i in ids]
+        bins = int((diags.get(path.stem) or {}).get("ece_bins") or N_ECE_BINS)
+        parts.append(
+            emit(
+                f"reliability_{path.stem}",
+                aplots.reliability_diagram(P, y, path.stem, bins),
+                f"reliability diagram of the teacher, {path.stem}",
+                f"Calibration of the teacher's soft labels ({path.stem}) on the "
+                f"{len(ids)} training sequences: the training sequences binned by the "
+                f"probability of their top class ({bins} equal-width bins), the accuracy of "
+                "that class per bin against the diagonal of perfect calibration, and the "
+                "number of sequences per bin; the title gives the expected calibration error "
+                "(ECE).",
+            )
+        )
         parts.append(
             emit(
                 f"soft_labels_{path.stem}",
@@ -374,6 +380,7 @@ def _confusion_html(
             label = f"{mode_title(mode)}, mean of {len(pcs)} seed(s)"
             per_class[label] = np.mean(pcs, axis=0)
             colors[label] = rplots.mode_color(mode, i)
+    parts.append(_confusion_pair_html(runs, names, emit))
     if per_class:
         parts.append(
             emit(
@@ -384,6 +391,41 @@ def _confusion_html(
             )
         )
     return "".join(parts) or None
+
+
+def _confusion_pair_html(runs: dict, names: list[str], emit: _Emitter) -> str:
+    """The labels-only transformer's test confusion matrix beside the distilled student's,
+    of the lowest seed both have (else each one's lowest seed)."""
+    tests = {
+        mode: {
+            seed: m["test"]["confusion"]
+            for seed, m, _ in runs.get(mode, [])
+            if m and "confusion" in (m.get("test") or {})
+        }
+        for mode in ("transformer", "distilled")
+    }
+    if not tests["transformer"] or not tests["distilled"]:
+        return ""
+    common = sorted(set(tests["transformer"]) & set(tests["distilled"]))
+    seeds = {m: common[0] if common else min(tests[m]) for m in tests}
+    left, right = tests["transformer"][seeds["transformer"]], tests["distilled"][seeds["distilled"]]
+    if np.shape(left) != np.shape(right):
+        return ""
+    same = "the same seed" if common else "each one's first seed"
+    return emit(
+        "confusion_pair",
+        aplots.confusion_pair(
+            left,
+            right,
+            names,
+            f"{mode_title('transformer')}, seed {seeds['transformer']}",
+            f"{mode_title('distilled')}, seed {seeds['distilled']}",
+        ),
+        "confusion matrices of the labels-only transformer and the distilled student",
+        "Test confusion matrices of the transformer taught by the labels alone (left) and of "
+        f"the distilled student (right), {same}; same class order and colour scale (fraction "
+        "of the true class), counts in the cells.",
+    )
 
 
 def _floats(values: list) -> np.ndarray:
@@ -399,8 +441,10 @@ def _results_section(
     emit: _Emitter,
     store_sha: str,
     facts: RunFacts,
+    sequences: Mapping[str, np.ndarray] | None = None,
 ) -> str:
-    """One protocol's results; each sub-section is left out where its files are missing."""
+    """One protocol's results; each sub-section is left out where its files are missing.
+    ``sequences``: the store's sequences by id (the example DTW alignment path)."""
     if not rdir.is_dir():
         raise InputError(rdir, "results folder not found")
     split = rdir / "split.tsv"
@@ -417,8 +461,8 @@ def _results_section(
     }
     runs = _load_runs(rdir)
     bodies = {
-        "acc": _accuracy_html(summary) if summary else None,
-        "dist": _distances_html(rdir, labels, names, emit),
+        "acc": _accuracy_html(summary, emit) if summary else None,
+        "dist": _distances_html(rdir, labels, names, emit, sequences),
         "knn": _knn_html(rdir, knn, emit),
         "teacher": _teacher_html(rdir, labels, names, emit),
         "curves": _curves_html(runs, emit),
