@@ -57,3 +57,37 @@ def test_split_cli(fake_utd, tmp_path):
     assert out.read_text().splitlines()[0] == "sequence_id\tlabel\tsubject\ttrial\tsplit"
     assert main(["split", str(store), str(tmp_path / "x.tsv"), "--train", "1", "--test", "1"]) == 2
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_training_logs_one_line_per_epoch_and_quiet_silences_it(fake_utd, tmp_path, capsys):
+    import json
+
+    store, split = tmp_path / "u.parquet", tmp_path / "split.tsv"
+    main(["ingest", "utd-mhad", str(fake_utd), str(store)])
+    main(["split", str(store), str(split), "--train", "1", "2", "--test", "3"])
+    settings = tmp_path / "train.json"
+    train = {"epochs": 3, "batch_size": 4, "val_fraction": 0.25}
+    student = {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16, "max_frames": 8}
+    settings.write_text(json.dumps({"train": train, "student": student}))
+    capsys.readouterr()
+    argv = ["train", str(store), str(split), str(tmp_path / "m"), "--settings", str(settings)]
+    assert main(argv) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("geokd: epoch ")]
+    assert [x.split(":")[1] for x in lines] == [" epoch 1/3", " epoch 2/3", " epoch 3/3"]
+    assert all("loss " in x and " s left" in x and "val accuracy" in x for x in lines), lines
+    assert not any("test" in x for x in lines)  # the log never shows the test split's score
+    assert main(["-q", *argv[:3], str(tmp_path / "q"), *argv[4:]]) == 0
+    assert "geokd: epoch" not in capsys.readouterr().err
+
+
+def test_a_distance_block_logs_its_size_and_speed(fake_utd, tmp_path, capsys):
+    store, split = tmp_path / "u.parquet", tmp_path / "split.tsv"
+    main(["ingest", "utd-mhad", str(fake_utd), str(store)])
+    main(["split", str(store), str(split), "--train", "1", "2", "--test", "3"])
+    capsys.readouterr()
+    out = tmp_path / "b.npy"
+    argv = ["distances", "block", str(store), str(split), str(out), "--block", "0", "0"]
+    assert main([*argv, "--block-size", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "geokd: block (0, 0) of " in err and "4 x 4 sequences" in err
+    assert "frame pairs/s" in err

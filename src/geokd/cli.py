@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 
 from . import __version__, commands, lifeline
@@ -126,6 +127,11 @@ def _synthetic_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geokd", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"geokd {__version__}")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-v", "--verbose", action="store_true", help="log details too (DEBUG); default INFO"
+    )
+    loud.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ingest = sub.add_parser("ingest", help="convert a raw dataset into the sequence store")
@@ -335,10 +341,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging(level: int) -> None:
+    """Log records of the ``geokd`` loggers (training epochs, distance blocks, ...) as
+    ``geokd: <message>`` lines on stderr, the job's log in the workflow (standard logging)."""
+    logger = logging.getLogger("geokd")
+    if not any(getattr(h, "_geokd", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("geokd: %(message)s"))
+        handler._geokd = True
+        logger.addHandler(handler)
+    for h in logger.handlers:
+        if getattr(h, "_geokd", False):
+            h.stream = sys.stderr  # the current stderr (tests capture it)
+    logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the geokd command (not a call from Python): die with the parent
         lifeline.arm()
     args = build_parser().parse_args(argv)
+    setup_logging(
+        logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    )
     try:
         rc = args.func(args)
     except lifeline.OrphanedError as exc:  # its job is gone: nothing was written

@@ -22,7 +22,9 @@ from __future__ import annotations
 import errno
 import io
 import json
+import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,6 +63,9 @@ class MatrixSpec:
     def params_hash(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return sha256_bytes(blob)[:16]
+
+
+_log = logging.getLogger("geokd.distances")
 
 
 def n_blocks(n: int, block_size: int) -> int:
@@ -170,10 +175,20 @@ def compute_block(
     kwargs = dict(
         metric=spec.metric, window=spec.window, n_jobs=n_jobs, backend=backend, **spec.metric_params
     )
+    cells = sum(len(seqs[q]) * len(seqs[r]) for q in q_sel for r in r_sel)
+    if spec.symmetric and bi == bj:
+        cells //= 2  # the upper triangle
+    t0 = time.perf_counter()
     if spec.symmetric and bi == bj:
         values = cdist([seqs[s] for s in q_sel], **kwargs)
     else:
         values = cdist([seqs[s] for s in q_sel], [seqs[s] for s in r_sel], **kwargs)
+    seconds = time.perf_counter() - t0
+    _log.info(
+        "block (%d, %d) of %s: %d x %d sequences, %.3g frame pairs in %.2f s "
+        "(%.3g frame pairs/s, %s backend)",
+        bi, bj, spec, len(q_sel), len(r_sel), cells, seconds, cells / max(seconds, 1e-9), backend,
+    )  # fmt: skip
     sidecar = {
         "block": [bi, bj],
         "block_size": block_size,

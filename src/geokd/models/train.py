@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -62,6 +63,9 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+_log = logging.getLogger("geokd.train")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -121,6 +125,26 @@ def evaluate(model, X, lengths, y, n_classes: int | None = None, batch_size: int
     result = metrics(y_t.numpy(), logits.argmax(dim=1).numpy(), n_classes or model.n_classes)
     result["cross_entropy"] = float(F.cross_entropy(logits, y_t)) if len(y_t) else float("nan")
     return result
+
+
+def _log_epoch(epoch: int, epochs: int, first: int, history: dict, has_val: bool) -> None:
+    """One INFO line per epoch (the job's log): loss, validation accuracy where it was
+    evaluated (never the test split's), time so far and the estimated time left."""
+    spent = sum(history["seconds"][-(epoch - first + 1) :])
+    left = spent / (epoch - first + 1) * (epochs - epoch)
+    val = history["eval"].get("val") if has_val else None
+    acc = ""
+    if val and val["epoch"] and val["epoch"][-1] == epoch:
+        acc = f", val accuracy {val['accuracy'][-1]:.4f}"
+    _log.info(
+        "epoch %d/%d: loss %.4f%s, %.1f s, about %.0f s left",
+        epoch,
+        epochs,
+        history["loss"][-1],
+        acc,
+        spent,
+        left,
+    )
 
 
 def _holdout(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -362,6 +386,7 @@ def train(
                         stop = cfg.patience > 0 and waited >= cfg.patience
             history["seconds"].append(time.perf_counter() - t0)
             bar.set_postfix(loss=f"{mean[0]:.4f}")
+            _log_epoch(epoch, cfg.epochs, first, history, val is not None)
             if resume is not None and not stop and resume.due(epoch, cfg.epochs):
                 rng = {**rng_states(dev), "shuffle": g_shuffle.get_state()}
                 rng["augment"] = g_aug.get_state()
