@@ -246,7 +246,11 @@ def _prepare(project, out: Path, name: str, capsys):
 
 def _check_refused(rc, err, outputs, before, cause: str):
     assert rc == 1, err
-    assert len(err) == 1 and err[0].startswith("geokd: error: "), err
+    # progress lines (a training's epochs) may come first; then exactly one error line, last
+    errors = [line for line in err if line.startswith("geokd: error: ")]
+    assert len(errors) == 1 and err[-1] == errors[0], err
+    assert all(line.startswith("geokd: epoch ") for line in err[:-1]), err
+    err = errors
     named = err[0][len("geokd: error: ") :]
     assert any(named.startswith(f"{p}: ") for p in outputs), err
     assert cause in err[0], err

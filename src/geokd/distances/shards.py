@@ -184,11 +184,6 @@ def compute_block(
     else:
         values = cdist([seqs[s] for s in q_sel], [seqs[s] for s in r_sel], **kwargs)
     seconds = time.perf_counter() - t0
-    _log.info(
-        "block (%d, %d) of %s: %d x %d sequences, %.3g frame pairs in %.2f s "
-        "(%.3g frame pairs/s, %s backend)",
-        bi, bj, spec, len(q_sel), len(r_sel), cells, seconds, cells / max(seconds, 1e-9), backend,
-    )  # fmt: skip
     sidecar = {
         "block": [bi, bj],
         "block_size": block_size,
@@ -201,6 +196,12 @@ def compute_block(
     for written in (Path(out), sidecar_path(out)):  # never exit 0 without both on disk
         if not written.is_file():
             raise OSError(errno.ENOENT, "written, but not on disk afterwards", str(written))
+    # after the write: a failed write prints its one error line only
+    _log.info(
+        "block (%d, %d) of %s: %d x %d sequences, %.3g frame pairs in %.2f s "
+        "(%.3g frame pairs/s, %s backend)",
+        bi, bj, spec, len(q_sel), len(r_sel), cells, seconds, cells / max(seconds, 1e-9), backend,
+    )  # fmt: skip
     return values
 
 
