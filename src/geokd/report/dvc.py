@@ -36,9 +36,10 @@ def flat_metrics(summary: Mapping) -> dict[str, float]:
         out[f"{mode}_accuracy_std"] = res["accuracy_std"]
         out[f"{mode}_macro_f1"] = res["macro_f1_mean"]
         out[f"{mode}_seeds"] = res["n_seeds"]
-    cmp = summary.get("comparisons")
-    if cmp:
+    cmp = summary.get("comparisons") or {}
+    if cmp.get("mean_difference") is not None:
         out["geometry_gain"] = cmp["mean_difference"]
+    if cmp.get("ci95"):  # none for a single seed
         out["geometry_gain_ci_low"], out["geometry_gain_ci_high"] = cmp["ci95"]
     return out
 
