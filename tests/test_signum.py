@@ -314,7 +314,7 @@ def test_signer_protocol_split(base, tmp_path):
         "test": list(range(19, 26)),
     }
     assert table["split"].value_counts().to_dict() == {"train": 28, "test": 14, "val": 8}
-    for name in ("signum.yaml", "signum_demo.yaml"):
+    for name in ("signum.yaml", "signum_demo.yaml", "signum_midscale.yaml"):
         config = yaml.safe_load((ROOT / "config" / name).read_text())
         (dataset,) = config["datasets"].values()
         assert dataset["protocols"] == {"signer": SIGNER_PROTOCOL}
@@ -341,7 +341,8 @@ def test_config_schema_for_signum(patch, message):
     config = yaml.safe_load((ROOT / "config" / "signum.yaml").read_text())
     schema = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
     validate(yaml.safe_load(yaml.safe_dump(config)), schema)  # the shipped config is valid
-    validate(yaml.safe_load((ROOT / "config" / "signum_demo.yaml").read_text()), schema)
+    for shipped in ("signum_demo.yaml", "signum_midscale.yaml"):
+        validate(yaml.safe_load((ROOT / "config" / shipped).read_text()), schema)
     patch(config["datasets"]["signum"])
     with pytest.raises(WorkflowError, match=message):
         validate(config, schema)
@@ -508,3 +509,16 @@ def test_signum_demo_runs_end_to_end(tmp_path):
     for rule in ("synthetic_signum", "ingest_signum"):
         assert any((work / "logs" / rule).rglob("*.log")), rule
         assert any((work / "benchmarks" / rule).rglob("*.tsv")), rule
+
+
+def test_the_midscale_config_is_100_signs_of_80_frames_and_1_6e10_frame_pairs():
+    config = yaml.safe_load((ROOT / "config" / "signum_midscale.yaml").read_text())
+    (dataset,) = config["datasets"].values()
+    gen = dataset["synthetic_signum"]
+    assert (gen["n_signs"], gen["n_signers"], gen["n_repetitions"]) == (100, 25, 1)
+    assert gen["min_frames"] == gen["max_frames"] == 80 and dataset["metrics"] == ["hand"]
+    per_split = {k: 100 * len(v) for k, v in dataset["protocols"]["signer"].items()}
+    assert per_split == {"train": 1400, "val": 400, "test": 700}
+    n = per_split["train"]
+    pairs = (n * (n - 1) // 2 + (per_split["val"] + per_split["test"]) * n) * 80 * 80
+    assert 1.6e10 < pairs < 1.62e10

@@ -293,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dvc.set_defaults(func=commands.dvc_metrics)
 
+    dvcy = sub.add_parser(
+        "dvc-yaml", help="write the DVC pipeline (dvc.yaml) of a config: stages per dataset"
+    )
+    dvcy.add_argument("config", help="the workflow config, relative to the project root")
+    dvcy.add_argument("--out", default="dvc.yaml", help="output (default: dvc.yaml)")
+    dvcy.set_defaults(func=commands.dvc_yaml)
+
     verify = sub.add_parser(
         "verify", help="check every checksummed artifact (blocks, matrices, soft labels, models)"
     )

@@ -267,6 +267,15 @@ def dvc_metrics(args: argparse.Namespace) -> None:
     _say(f"{args.metrics_out}: {len(metrics)} metrics; {args.curves_out}: curves")
 
 
+def dvc_yaml(args: argparse.Namespace) -> None:
+    from .dvcfile import write
+
+    if not Path(args.config).is_file():
+        raise InputError(args.config, "no such config file")
+    out = write(args.config, args.out)
+    _say(f"{out}: the DVC pipeline of {args.config} (dvc repro; docs/dvc.md)")
+
+
 def summarize(args: argparse.Namespace) -> None:
     from .checksum import verify_sidecar
     from .report.summary import summarize as write_summary
