@@ -955,7 +955,9 @@ def answer_built(built, tmp_path_factory):
     asp = _make_results(store, tmp / "results" / "utd_mhad_as_published" / "paper")
     entries = [
         DatasetEntry("utd_mhad", store, results={"paper": ours}),
-        DatasetEntry("utd_mhad_as_published", store, results={"paper": asp}),
+        DatasetEntry(
+            "utd_mhad_as_published", store, results={"paper": asp}, as_published_of="utd_mhad"
+        ),
     ]
     out = tmp / "report.html"
     build_report(out, entries)
@@ -1044,9 +1046,24 @@ def test_an_as_published_run_is_linked_by_its_setting_too(answer_built, tmp_path
     build_report(out, [a, renamed])
     head = _headline(out.read_text())
     assert head == _headline(answer_built["out"].read_text())
-    # without the link the run is a dataset of its own, with its own row
+    # without the link the run is a dataset of its own, with its own row, whatever its name
     build_report(out, [a, DatasetEntry("original", b.store, results=b.results)])
     assert _headline(out.read_text()).count("<h3 ") == 2
+    build_report(out, [a, DatasetEntry("utd_mhad_as_published", b.store, results=b.results)])
+    assert _headline(out.read_text()).count("<h3 ") == 2
+
+
+def test_the_cli_links_an_as_published_run_and_names_a_bad_link(answer_built, tmp_path):
+    from geokd.cli import main
+
+    a, b = answer_built["entries"]
+    out = tmp_path / "r.html"
+    args = ["report", str(out), "--dataset", f"utd_mhad={a.store}", "--dataset", f"orig={b.store}"]
+    args += ["--results", f"utd_mhad/paper={a.results['paper']}"]
+    args += ["--results", f"orig/paper={b.results['paper']}"]
+    assert main([*args, "--as-published-of", "orig=utd_mhad"]) == 0
+    assert _headline(out.read_text()) == _headline(answer_built["out"].read_text())
+    assert main([*args, "--as-published-of", "orig=nothing"]) == 2
 
 
 def test_no_results_no_headline(built):

@@ -283,6 +283,7 @@ def test_real_data_config_replaces_the_default(utd_dir, tmp_path):
     assert ("ingest_utd_mhad", "dataset=utd_mhad_as_published") in jobs
     assert "synthetic" not in out
     assert "--as-published utd_mhad/paper=results/utd_mhad_as_published/paper/summary.json" in out
+    assert "--as-published-of=utd_mhad_as_published=utd_mhad" in out  # the report's link
 
 
 def test_an_as_published_dataset_gets_its_own_settings_and_fills_the_tables(tmp_path):

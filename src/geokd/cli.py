@@ -318,6 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", action="append", default=[], metavar="NAME/PROTOCOL=TSV", help="a split table"
     )
     report.add_argument(
+        "--as-published-of",
+        action="append",
+        default=[],
+        metavar="NAME=OTHER",
+        help="dataset NAME is the 'as published' run of dataset OTHER (the config's "
+        "as_published_of): it fills OTHER's 'as published' row of the headline tables",
+    )
+    report.add_argument(
         "--results",
         action="append",
         default=[],

@@ -318,6 +318,11 @@ def report(args: argparse.Namespace) -> None:
         if not path:
             raise InputError(spec, "expected --dataset NAME=STORE.parquet")
         entries[name] = DatasetEntry(name=name, store=Path(path))
+    for spec in args.as_published_of:
+        name, _, other = spec.partition("=")
+        if name not in entries or other not in entries:
+            raise InputError(spec, "--as-published-of NAME=OTHER names two --dataset entries")
+        entries[name].as_published_of = other
     for option, specs, attr in (
         ("--split", args.split, "splits"),
         ("--results", args.results, "results"),

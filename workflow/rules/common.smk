@@ -179,21 +179,3 @@ report_inputs = lambda w: dict(
     matrices=all_matrices(),
     summaries=all_summaries(),
 )
-
-
-def report_args(wildcards):
-    """The report's arguments (a list, for {params.args:q})."""
-    args = [arg for d in SETTINGS for arg in ("--dataset", f"{d}={store_path(d)}")]
-    for d, p in protocols():
-        args += ["--split", f"{d}/{p}={split_path(d, p)}"]
-        args += ["--results", f"{d}/{p}={protocol_dir(d, p)}"]
-    return args
-
-
-def tables_args(wildcards):
-    """Corrected runs as --summary; a dataset with `as_published_of: X` fills X's
-    "as published" column (--as-published X/PROTOCOL=ITS_SUMMARY). A list, for :q."""
-    of = lambda d: SETTINGS[d].dataset.as_published_of
-    option = lambda d: "--as-published" if of(d) else "--summary"
-    summary = lambda d, p: f"{of(d) or d}/{p}={protocol_dir(d, p)}/summary.json"
-    return [a for d, p in protocols() for a in (option(d), summary(d, p))]

@@ -5,8 +5,8 @@ With results, the page leads with the answer (:func:`geokd.report.answer.headlin
 per dataset and protocol the paper's tables as ``results/tables/`` has them (published | as
 published | ours; accuracy and inference time, from the same rows as
 :func:`geokd.report.tables.write_tables` builds from the summaries), then which model wins and
-by how much. A dataset that is the "as published" run of another (``as_published_of``, or by
-name: ``<other>_as_published``) fills that one's "as published" row, as in the tables.
+by how much. A dataset that is the "as published" run of another (``as_published_of``, as
+the workflow passes it from the config) fills that one's "as published" row, as in the tables.
 
 Each dataset section holds a facts table (counts, lengths, units, landmarks, source, checksum),
 the sequences per class and subject, the length histogram, the first sequence of the store
@@ -70,8 +70,8 @@ class DatasetEntry:
         Protocol name -> its results folder ``results/<dataset>/<protocol>/`` (optional).
     as_published_of : str, optional
         The dataset whose "as published" run this is (the config's ``as_published_of``):
-        its summaries fill that dataset's "as published" row of the headline tables. Default:
-        ``X`` where this dataset is named ``X_as_published`` and ``X`` is reported too.
+        its summaries fill that dataset's "as published" row of the headline tables (the
+        name does not matter: without it, a dataset is a corrected run of its own).
     """
 
     name: str
@@ -263,10 +263,7 @@ def _dataset_section(
 
 
 def _as_published_of(entry: DatasetEntry, names: set[str]) -> str | None:
-    if entry.as_published_of:
-        return entry.as_published_of
-    base = entry.name.removesuffix("_as_published")
-    return base if base != entry.name and base in names else None
+    return entry.as_published_of if entry.as_published_of in names else None
 
 
 def headline_rows(datasets: list[DatasetEntry]) -> list[TableRow]:
