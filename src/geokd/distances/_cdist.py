@@ -278,6 +278,7 @@ def cdist(
     window: int | None = None,
     n_jobs: int | None = None,
     backend: str = "cpu",
+    dtype: str = "float64",
     **metric_params,
 ) -> np.ndarray:
     """DTW distance matrix (float64) between lists of (T_i, K, 3) sequences.
@@ -296,6 +297,9 @@ def cdist(
     backend : {"cpu", "torch", "cuda", "auto"}
         "cpu": numba kernels. "torch": PyTorch on the CPU; "cuda": PyTorch on the GPU;
         "auto": "cuda" if ``torch.cuda.is_available()`` else "cpu".
+    dtype : {"float64", "float32"}
+        Precision of the frame costs of the torch backends ("torch", "cuda"); the result is
+        float64 either way. The "cpu" kernels are float64 only.
 
     Returns
     -------
@@ -327,7 +331,10 @@ def cdist(
     if backend != "cpu":
         from . import _torch
 
-        return _torch.cdist(Q, R, window=w, device="cuda" if backend == "cuda" else "cpu")
+        device = "cuda" if backend == "cuda" else "cpu"
+        return _torch.cdist(Q, R, window=w, device=device, dtype=dtype)
+    if dtype != "float64":  # torch-backend dtype pass-through (the numba kernels are float64)
+        raise ValueError(f"dtype={dtype!r} needs backend='torch' or 'cuda' (cpu: float64 only)")
     return matrix_from_pairs(Q, R, lambda P, ia, ib: _run_pairs(P, ia, ib, w, nthreads))
 
 
