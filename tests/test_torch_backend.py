@@ -1,8 +1,9 @@
 """The PyTorch backend (closed-form QCP, no SVD, memory-bounded tiles) against the CPU kernel.
 
 float64 must agree with ``cdist(..., backend="cpu")`` to 1e-9 relative wherever the frame cost
-is well defined; float32 to ``F32_RTOL`` (measured: at most ~1e-6 on real UTD-MHAD and on the
-random and degenerate sets here). Runs on the CPU device; ``backend="cuda"`` is the same code.
+is well defined; float32 to ``F32_RTOL`` = 1e-4 (measured: at most 7.4e-6 on the full real
+UTD-MHAD paper protocol, 322 x 539 pairs, with no 1-NN decision changed; ~1e-7 on the random
+sets here). Runs on the CPU device; ``backend="cuda"`` is the same code.
 
 Not compared: 'paper' and 'hand' costs of an EXACTLY collinear (rank-1) frame. There the optimal
 rotation is a one-parameter family; the Procrustes residual is the same for all of them (so
@@ -28,7 +29,7 @@ from geokd.distances import _cdist as D
 from geokd.distances import _torch as T
 
 F64_RTOL = 1e-9
-F32_RTOL = 1e-5  # measured max ~1e-6 (real UTD-MHAD, random, degenerate sets): 10x margin
+F32_RTOL = 1e-4  # measured max 7.4e-6 (real UTD-MHAD, 173,558 pairs), ~1e-7 (random sets)
 RTOL = {"float64": F64_RTOL, "float32": F32_RTOL}
 METRICS = ("procrustes", "paper", "euclidean", "hand")
 

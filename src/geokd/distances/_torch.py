@@ -13,20 +13,28 @@ vectorised, with no SVD and no (pairs, m, n, K, 3) tensor:
   start, then a batched cyclic Jacobi eigen-solve of N (the kernel's sweeps, skips and ties)
   where the adjugate is still ill-conditioned. S = 0 (a degenerate, all-zero frame) gives the
   identity, as the kernel's Jacobi does on N = 0;
-* the residuals x_k - R y_k three landmarks at a time (one batched matmul each), their
-  Euclidean norms summed (``procrustes``, ``paper`` with R transposed, ``euclidean`` with
-  R = I), or their squares summed then square-rooted (``hand``: f1, with f2 = 2 atan2(|q_v|,
-  |q_w|) from the quaternion and f3 from the raw wrists).
+* the residuals x_k - R y_k, ``KC`` landmarks at a time (multiply-adds on (pairs, n, KC, r)
+  tensors), their Euclidean norms summed (``procrustes``; ``paper`` with R transposed;
+  ``euclidean`` with R = I), or their squares summed then square-rooted (``hand``: f1, with
+  f2 = 2 atan2(|q_v|, |q_w|) from the quaternion and f3 from the raw wrists).
 
 Memory: the frame pairs of a chunk are processed in tiles of at most ``budget // 9`` frame
-pairs, so every per-frame-pair intermediate (S, R, a 3-landmark residual: 9 values per frame
-pair) has at most ``budget`` elements; a chunk's DTW cost matrix (pairs, m, n) too. The floor is
-one row of one pair: a budget below max(9 n, (n + 1) RW, m n) elements acts as that floor.
+pairs, so every per-frame-pair intermediate (S, R, a KC-landmark residual: 9 values per frame
+pair) has at most ``budget`` elements; a chunk's DTW cost matrix (pairs, m, n) too. The floor
+is one row of one pair: a budget below max(9 n, (n + 1) RW, m n) elements acts as that floor.
 
 Precision: ``dtype`` (float64 default, or float32) is that of the frames, S, the QCP stage,
 the residuals and the frame costs; the robust path (rare lanes) always runs in float64 on the
 (float32-rounded) S, and the DTW recursion always sums the costs in float64. In float32 the
-Newton-step acceptance is ``STEP_TOL_F32`` (float32 cannot resolve 1e-8).
+Newton-step acceptance is ``STEP_TOL_F32`` (float32 cannot resolve 1e-8). float32 assumes
+full-precision float32 matmuls (PyTorch's default; TF32, e.g. after
+``torch.set_float32_matmul_precision("high")`` on a GPU, rounds S to ~1e-3 and voids the tested
+tolerance).
+
+Where the optimal rotation is not unique (an exactly collinear frame) the 'procrustes' cost does
+not depend on the choice, but the 'paper' (transposed rotation) and 'hand' (rotation angle)
+costs do: there the CPU kernel's own value is set by rounding noise in its Jacobi fallback, and
+this backend's can differ from it by percents (tests/test_torch_backend.py).
 """
 
 from __future__ import annotations
@@ -238,9 +246,7 @@ def _quaternions(s, e0, step_tol, chunk):
     l2 = lam * lam
     step = ((l2 + c2) * l2 + c1 * lam + c0) / ((4.0 * l2 + 2.0 * c2) * lam + c1)  # Newton
     q, best = _adj_quat(N, lam - step)
-    zero = s[0] == 0
-    for v in s[1:]:
-        zero = zero & (v == 0)
+    zero = c2 == 0  # S = 0, or so small that |S|^2 underflows: the kernel's Jacobi gives I
     one = torch.ones_like(e0)
     q = [torch.where(zero, one if i == 0 else 0 * one, v) for i, v in enumerate(q)]
     flag = ~((torch.abs(step) <= step_tol) & (best > QUAL_TOL)) & ~zero
