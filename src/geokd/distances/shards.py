@@ -15,6 +15,11 @@ a hash of those parameters and of the inputs, and the matrix's SHA-256. Every lo
 or matrix checks the contract again (:func:`geokd.checksum.check_distances`). Once the matrix
 is written, assembly removes the temporary files that killed block writers on this host left
 in the block folder (:func:`remove_stale_block_temporaries`).
+
+Memory: assembly streams the matrix to its file in strips of rows (about 16 MiB each), so it
+never holds the matrix (a 10,001 x 10,001 float64 matrix is 800 MB); readers verify a
+matrix by streaming it and then memory-map it (:func:`load_matrix`). ``bench/README.md``
+("Assembly memory at full scale") has the measured peaks.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,12 +39,13 @@ import pandas as pd
 
 from ..atomic import remove_stale_temporaries, write_many
 from ..checksum import (
-    RECOMPUTE,
     check_distances,
-    read_verified,
+    open_verified,
+    read_npy_array,
     sha256_bytes,
     sidecar_bytes,
     sidecar_path,
+    write_npy_streamed,
 )
 from ..data.splits import read_split
 from ..data.store import load_sequences
@@ -103,6 +109,9 @@ def write_npy_with_sidecar(path: str | os.PathLike, array: np.ndarray, sidecar: 
     atomic unit (:func:`geokd.atomic.atomic_paths`: both files are on disk before either is
     renamed, the sidecar last), so a present sidecar describes a complete matrix and a
     failed write leaves the previous pair untouched.
+
+    The bytes are built in memory (about twice ``array``): for blocks and small arrays.
+    Assembly streams the matrix instead, to the same bytes (:func:`assemble`).
     """
     data = _npy_bytes(array)
     fields = {**sidecar, "shape": list(array.shape), "dtype": "float64"}
@@ -111,8 +120,32 @@ def write_npy_with_sidecar(path: str | os.PathLike, array: np.ndarray, sidecar: 
     return json.loads(side)
 
 
-def read_npy_checked(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+def _read_checked(path: str | os.PathLike, mmap: bool) -> tuple[np.ndarray, dict, tuple]:
+    """:func:`read_npy_checked` plus the identity of the file that was checked."""
+    with open_verified(path) as (fh, sidecar):
+        array = read_npy_array(path, fh, mmap=mmap)
+        identity = _identity(fh)
+    if list(array.shape) != sidecar.get("shape"):
+        raise InputError(path, f"shape {array.shape} != sidecar shape {sidecar.get('shape')}")
+    check_distances(path, array, sidecar)
+    return array, sidecar, identity
+
+
+def _identity(fh) -> tuple[int, ...]:
+    """Device, inode, size and modification time of an open file: another file renamed onto
+    its path, or a change in place, gives another identity."""
+    st = os.fstat(fh.fileno())
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def read_npy_checked(path: str | os.PathLike, *, mmap: bool = True) -> tuple[np.ndarray, dict]:
     """Read a .npy written by :func:`write_npy_with_sidecar`, verifying its sidecar.
+
+    The file is opened once, its size and SHA-256 checked by streaming it, and the same open
+    file then memory-mapped read-only (``mmap=True``: pages are read as they are used, nothing
+    is copied) or read into a writable array (``mmap=False``); a file renamed onto ``path``
+    in the meantime is never seen (:func:`geokd.checksum.open_verified`). Copy a mapped
+    array before changing it.
 
     Raises :class:`InputError` naming the file when it or its sidecar is missing or corrupt,
     the size, checksum or shape does not match, or the values break the distance contract
@@ -120,15 +153,7 @@ def read_npy_checked(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     exactly symmetric with a zero diagonal where the sidecar says symmetric), naming the
     first bad entry.
     """
-    data, sidecar = read_verified(path)
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(path, f"not a readable .npy file ({exc}); {RECOMPUTE}") from exc
-    if list(array.shape) != sidecar.get("shape"):
-        raise InputError(path, f"shape {array.shape} != sidecar shape {sidecar.get('shape')}")
-    check_distances(path, array, sidecar)
-    return array, sidecar
+    return _read_checked(path, mmap)[:2]
 
 
 def select_sequences(store: str | os.PathLike, ids: Sequence[str]) -> list[np.ndarray]:
@@ -146,6 +171,27 @@ def block_minutes(block_size: int, threads: int, attempt: int = 1) -> int:
     ``block_size**2`` pairs at 5000 pairs per thread-minute (300-frame sequences, about 6x
     margin; docs/cluster.md) plus 5 minutes, times the attempt number (a retry gets more)."""
     return attempt * (5 + -(-(block_size**2) // (5000 * max(1, threads))))
+
+
+def write_block(
+    out: str | os.PathLike,
+    values: np.ndarray,
+    spec: MatrixSpec,
+    block: tuple[int, int],
+    block_size: int,
+) -> dict:
+    """Write block ``(bi, bj)`` of the matrix ``spec`` (its values) with the sidecar that
+    :func:`assemble` checks (position, rows, columns, settings); returns the sidecar."""
+    bi, bj = block
+    sidecar = {
+        "block": [bi, bj],
+        "block_size": block_size,
+        "rows": [bi * block_size, bi * block_size + values.shape[0]],
+        "cols": [bj * block_size, bj * block_size + values.shape[1]],
+        "params_hash": spec.params_hash(),
+        "symmetric": spec.symmetric,
+    }
+    return write_npy_with_sidecar(out, values, sidecar)
 
 
 def compute_block(
@@ -184,15 +230,7 @@ def compute_block(
     else:
         values = cdist([seqs[s] for s in q_sel], [seqs[s] for s in r_sel], **kwargs)
     seconds = time.perf_counter() - t0
-    sidecar = {
-        "block": [bi, bj],
-        "block_size": block_size,
-        "rows": [bi * block_size, bi * block_size + len(q_sel)],
-        "cols": [bj * block_size, bj * block_size + len(r_sel)],
-        "params_hash": spec.params_hash(),
-        "symmetric": spec.symmetric,
-    }
-    write_npy_with_sidecar(out, values, sidecar)
+    write_block(out, values, spec, block, block_size)
     for written in (Path(out), sidecar_path(out)):  # never exit 0 without both on disk
         if not written.is_file():
             raise OSError(errno.ENOENT, "written, but not on disk afterwards", str(written))
@@ -205,25 +243,39 @@ def compute_block(
     return values
 
 
-def assemble(
-    split_table: str | os.PathLike,
-    blocks: Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    spec: MatrixSpec,
-    block_size: int,
-    store_sha256: str = "",
-) -> np.ndarray:
-    """Check every block and write the full matrix with its sidecar."""
-    q_ids = split_ids(split_table, spec.query_split)
-    r_ids = split_ids(split_table, spec.reference_split)
-    plan = plan_blocks(len(q_ids), len(r_ids), block_size, spec.symmetric)
+@dataclass(frozen=True)
+class _Block:
+    """A checked block: its file (and that file's identity), position, rows and columns."""
+
+    path: Path
+    identity: tuple[int, ...]
+    block: tuple[int, int]
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+    def values(self) -> np.ndarray:
+        """The block, memory-mapped again; :class:`InputError` if its file has changed since
+        it was checked."""
+        try:
+            fh = open(self.path, "rb")
+        except OSError as exc:
+            raise InputError(self.path, f"unreadable ({exc.strerror or exc})") from exc
+        with fh:
+            if _identity(fh) != self.identity:
+                raise InputError(self.path, "replaced or changed during assembly; rerun it")
+            return read_npy_array(self.path, fh)
+
+
+def _checked_blocks(
+    blocks: Sequence[str | os.PathLike], spec: MatrixSpec, block_size: int, shape: tuple
+) -> list[_Block]:
+    """Every block checked (in the given order) against the plan and the contract."""
     params_hash = spec.params_hash()
-    matrix = np.full((len(q_ids), len(r_ids)), np.nan)
-    done: set[tuple[int, int]] = set()
+    checked = []
     for path in map(Path, blocks):
         if not path.exists():
             raise InputError(path, f"missing distance block; {_RECOMPUTE_BLOCK}")
-        values, side = read_npy_checked(path)
+        values, side, identity = _read_checked(path, mmap=True)
         if not all(isinstance(side.get(k), list) for k in ("block", "rows", "cols")):
             raise InputError(path, "not a distance block (its sidecar has no block position)")
         # older block sidecars do not say whether their matrix is symmetric: the plan does
@@ -231,20 +283,78 @@ def assemble(
         if side.get("block_size") != block_size or side.get("params_hash") != params_hash:
             raise InputError(path, "block computed with other settings; recompute it")
         (r0, r1), (c0, c1) = side["rows"], side["cols"]
-        if values.shape != (r1 - r0, c1 - c0) or r1 > len(q_ids) or c1 > len(r_ids):
+        if values.shape != (r1 - r0, c1 - c0) or r1 > shape[0] or c1 > shape[1]:
             raise InputError(path, f"block shape {values.shape} does not fit the matrix")
-        matrix[r0:r1, c0:c1] = values
-        if spec.symmetric:
-            matrix[c0:c1, r0:r1] = values.T
-        done.add(tuple(side["block"]))
+        checked.append(_Block(path, identity, tuple(side["block"]), (r0, r1), (c0, c1)))
+        del values  # unmapped before the next block is mapped
+    return checked
+
+
+def _rows(blocks: list[_Block], lo: int, hi: int, n_cols: int, symmetric: bool) -> np.ndarray:
+    """Rows ``lo:hi`` of the matrix from its blocks (a symmetric matrix's lower triangle
+    mirrored from the blocks above it); NaN where no block reaches (a hole)."""
+    rows = np.full((hi - lo, n_cols), np.nan)
+    for block in blocks:
+        (r0, r1), (c0, c1) = block.rows, block.cols
+        a, b = max(r0, lo), min(r1, hi)  # the block's own rows in the strip
+        m, n = (max(c0, lo), min(c1, hi)) if symmetric else (0, 0)  # its mirrored rows
+        if a >= b and m >= n:
+            continue
+        values = block.values()
+        if a < b:
+            rows[a - lo : b - lo, c0:c1] = values[a - r0 : b - r0]
+        if m < n:
+            rows[m - lo : n - lo, r0:r1] = values[:, m - c0 : n - c0].T
+        del values  # unmapped before the next block is mapped
+    return rows
+
+
+#: Bytes of matrix rows that assembly holds at a time.
+_STRIP_BYTES = 16 << 20
+
+
+def _strips(out, blocks: list[_Block], shape: tuple, symmetric: bool) -> Iterator[np.ndarray]:
+    """The matrix in strips of rows, top to bottom; :class:`InputError` at a hole."""
+    step = max(1, _STRIP_BYTES // (8 * max(shape[1], 1)))
+    for lo in range(0, shape[0], step):
+        rows = _rows(blocks, lo, min(lo + step, shape[0]), shape[1], symmetric)
+        if not np.isfinite(rows).all():
+            raise InputError(out, "assembled matrix has holes (blocks do not cover it)")
+        yield rows
+        del rows  # before the next strip is built
+
+
+def assemble(
+    split_table: str | os.PathLike,
+    blocks: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    spec: MatrixSpec,
+    block_size: int,
+    store_sha256: str = "",
+    *,
+    in_memory: bool = False,
+) -> np.ndarray:
+    """Check every block and write the full matrix with its sidecar; returns the matrix
+    (read-only, memory-mapped from the written file).
+
+    The matrix is written in strips of rows (:data:`_STRIP_BYTES`), hashed as it is written
+    (:func:`geokd.checksum.write_npy_streamed`): memory stays near one strip plus one block
+    whatever the matrix size. ``in_memory``: the former way (the whole matrix in memory,
+    then :func:`write_npy_with_sidecar`: about twice the matrix), kept as the reference that
+    the streaming writer equals byte for byte (tests and ``bench/bench_assemble.py``).
+    """
+    q_ids = split_ids(split_table, spec.query_split)
+    r_ids = split_ids(split_table, spec.reference_split)
+    shape = (len(q_ids), len(r_ids))
+    plan = plan_blocks(*shape, block_size, spec.symmetric)
+    checked = _checked_blocks(blocks, spec, block_size, shape)
+    done = {b.block for b in checked}
     missing = [b for b in plan if b not in done]
     if missing:
         names = [f"block_{bi}_{bj}.npy" for bi, bj in missing[:3]]
         raise InputError(
             out, f"{len(missing)} block(s) missing (not given), e.g. {names}; {_RECOMPUTE_BLOCK}"
         )
-    if not np.isfinite(matrix).all():
-        raise InputError(out, "assembled matrix has holes (blocks do not cover it)")
     ids_hash = sha256_bytes(json.dumps([q_ids, r_ids]).encode())[:16]
     sidecar = {
         "query_split": spec.query_split,
@@ -260,7 +370,15 @@ def assemble(
         ],
         "store_sha256": store_sha256,
     }
-    write_npy_with_sidecar(out, matrix, sidecar)
+    if in_memory:
+        matrix = _rows(checked, 0, shape[0], shape[1], spec.symmetric)
+        if not np.isfinite(matrix).all():
+            raise InputError(out, "assembled matrix has holes (blocks do not cover it)")
+        write_npy_with_sidecar(out, matrix, sidecar)
+    else:
+        fields = {**sidecar, "shape": list(shape), "dtype": "float64"}
+        strips = _strips(out, checked, shape, spec.symmetric)
+        matrix = write_npy_streamed(out, shape, strips, fields)
     for folder in dict.fromkeys(Path(b).parent for b in blocks):
         remove_stale_block_temporaries(folder)
     return matrix
@@ -294,9 +412,11 @@ def remove_stale_block_temporaries(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def load_matrix(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
-    """Load an assembled matrix with its sidecar (ids of rows and columns), checked."""
-    return read_npy_checked(path)
+def load_matrix(path: str | os.PathLike, *, mmap: bool = True) -> tuple[np.ndarray, dict]:
+    """Load an assembled matrix with its sidecar (ids of rows and columns), checked
+    (:func:`read_npy_checked`): read-only and memory-mapped, or (``mmap=False``) a writable
+    array in memory."""
+    return read_npy_checked(path, mmap=mmap)
 
 
 def matrix_pairs(protocol: dict) -> list[tuple[str, str]]:
@@ -318,15 +438,20 @@ def planned_blocks(
 
 
 def load_aligned(
-    matrix_path: str | os.PathLike, split_table: str | os.PathLike, query: str, reference: str
+    matrix_path: str | os.PathLike,
+    split_table: str | os.PathLike,
+    query: str,
+    reference: str,
+    *,
+    mmap: bool = True,
 ) -> tuple[np.ndarray, dict, pd.DataFrame, pd.DataFrame]:
-    """Load a (query x reference) matrix, its sidecar, and the split-table rows of its rows
-    and of its columns.
+    """Load a (query x reference) matrix (:func:`load_matrix`), its sidecar, and the
+    split-table rows of its rows and of its columns.
 
     Raises :class:`InputError` naming the matrix when its row or column ids are not the
     split table's ``query`` / ``reference`` ids in order.
     """
-    D, sidecar = load_matrix(matrix_path)
+    D, sidecar = load_matrix(matrix_path, mmap=mmap)
     table = read_split(split_table)
     parts = []
     for key, split in (("row_ids", query), ("col_ids", reference)):

@@ -123,7 +123,9 @@ def run_training(
         if distances_path is None:
             raise InputError("distances_path", "mode 'metric' needs the train x train matrix")
         inputs["distances"] = distances_path
-        D = load_aligned(distances_path, split_table, "train", "train")[0]  # split-table order
+        # split-table order; in memory (torch copies it to float32; a mapped, read-only
+        # array would make torch warn)
+        D = load_aligned(distances_path, split_table, "train", "train", mmap=False)[0]
     X, L, y, _ = parts["train"]
     val = parts["val"][:3] if "val" in parts else None
     checks = {k: {"file": Path(p).name, "sha256": sha256_file(p)} for k, p in inputs.items()}
