@@ -116,7 +116,8 @@ def distance_blocks(w):
 
 block_sidecars = lambda w: [f"{b}.json" for b in distance_blocks(w)]
 block_mem_mb = lambda w, input: 500 + 2 * input.size_mb
-matrix_mem_mb = lambda w, input: 500 + 3 * input.size_mb
+# assembly streams the matrix in 16 MiB strips: the interpreter plus one strip and one block
+matrix_mem_mb = lambda w: 1000 + 8 * SETTINGS[w.dataset].distances.block_size**2 // 10**6
 block_runtime = lambda w, threads, attempt: block_minutes(
     SETTINGS[w.dataset].distances.block_size, threads, attempt
 )
@@ -179,3 +180,25 @@ report_inputs = lambda w: dict(
     matrices=all_matrices(),
     summaries=all_summaries(),
 )
+
+
+def report_args(wildcards):
+    """The report's arguments (a list, for {params.args:q}); a dataset with
+    `as_published_of: X` is X's "as published" run (--as-published-of NAME=X)."""
+    args = [arg for d in SETTINGS for arg in ("--dataset", f"{d}={store_path(d)}")]
+    for d, s in SETTINGS.items():
+        if s.dataset.as_published_of:
+            args.append(f"--as-published-of={d}={s.dataset.as_published_of}")
+    for d, p in protocols():
+        args += ["--split", f"{d}/{p}={split_path(d, p)}"]
+        args += ["--results", f"{d}/{p}={protocol_dir(d, p)}"]
+    return args
+
+
+def tables_args(wildcards):
+    """Corrected runs as --summary; a dataset with `as_published_of: X` fills X's
+    "as published" column (--as-published X/PROTOCOL=ITS_SUMMARY). A list, for :q."""
+    of = lambda d: SETTINGS[d].dataset.as_published_of
+    option = lambda d: "--as-published" if of(d) else "--summary"
+    summary = lambda d, p: f"{of(d) or d}/{p}={protocol_dir(d, p)}/summary.json"
+    return [a for d, p in protocols() for a in (option(d), summary(d, p))]

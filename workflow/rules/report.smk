@@ -1,28 +1,6 @@
 # Everything -> results/report.html (one self-contained page) and the paper's tables.
 
 
-def report_args(wildcards):
-    """The report's arguments (a list, for {params.args:q}); a dataset with
-    `as_published_of: X` is X's "as published" run (--as-published-of NAME=X)."""
-    args = [arg for d in SETTINGS for arg in ("--dataset", f"{d}={store_path(d)}")]
-    for d, s in SETTINGS.items():
-        if s.dataset.as_published_of:
-            args.append(f"--as-published-of={d}={s.dataset.as_published_of}")
-    for d, p in protocols():
-        args += ["--split", f"{d}/{p}={split_path(d, p)}"]
-        args += ["--results", f"{d}/{p}={protocol_dir(d, p)}"]
-    return args
-
-
-def tables_args(wildcards):
-    """Corrected runs as --summary; a dataset with `as_published_of: X` fills X's
-    "as published" column (--as-published X/PROTOCOL=ITS_SUMMARY). A list, for :q."""
-    of = lambda d: SETTINGS[d].dataset.as_published_of
-    option = lambda d: "--as-published" if of(d) else "--summary"
-    summary = lambda d, p: f"{of(d) or d}/{p}={protocol_dir(d, p)}/summary.json"
-    return [a for d, p in protocols() for a in (option(d), summary(d, p))]
-
-
 rule report_html:
     input:
         unpack(report_inputs),
