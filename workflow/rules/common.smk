@@ -51,6 +51,7 @@ store_path = lambda dataset: f"data/interim/{dataset}/sequences.parquet"
 protocol_dir = lambda dataset, protocol: f"results/{dataset}/{protocol}"
 split_path = lambda dataset, protocol: f"results/{dataset}/{protocol}/split.tsv"
 protocols = lambda: [(d, p) for d, s in SETTINGS.items() for p in s.dataset.protocols]
+published_of = lambda d: SETTINGS[d].dataset.as_published_of  # X: d is X's "as published" run
 all_summaries = lambda: [f"{protocol_dir(d, p)}/summary.json" for d, p in protocols()]
 
 
@@ -116,7 +117,6 @@ def distance_blocks(w):
 
 block_sidecars = lambda w: [f"{b}.json" for b in distance_blocks(w)]
 block_mem_mb = lambda w, input: 500 + 2 * input.size_mb
-# assembly streams the matrix in 16 MiB strips: the interpreter plus one strip and one block
 matrix_mem_mb = lambda w: 1000 + 8 * SETTINGS[w.dataset].distances.block_size**2 // 10**6
 block_runtime = lambda w, threads, attempt: block_minutes(
     SETTINGS[w.dataset].distances.block_size, threads, attempt
@@ -183,22 +183,16 @@ report_inputs = lambda w: dict(
 
 
 def report_args(wildcards):
-    """The report's arguments (a list, for {params.args:q}); a dataset with
-    `as_published_of: X` is X's "as published" run (--as-published-of NAME=X)."""
-    args = [arg for d in SETTINGS for arg in ("--dataset", f"{d}={store_path(d)}")]
-    for d, s in SETTINGS.items():
-        if s.dataset.as_published_of:
-            args.append(f"--as-published-of={d}={s.dataset.as_published_of}")
-    for d, p in protocols():
-        args += ["--split", f"{d}/{p}={split_path(d, p)}"]
-        args += ["--results", f"{d}/{p}={protocol_dir(d, p)}"]
+    """The report's arguments (a list, for {params.args:q})."""
+    args = [a for d in SETTINGS for a in ("--dataset", f"{d}={store_path(d)}")]
+    args += [f"--as-published-of={d}={published_of(d)}" for d in SETTINGS if published_of(d)]
+    for flag, path in (("--split", split_path), ("--results", protocol_dir)):
+        args += [a for d, p in protocols() for a in (flag, f"{d}/{p}={path(d, p)}")]
     return args
 
 
 def tables_args(wildcards):
-    """Corrected runs as --summary; a dataset with `as_published_of: X` fills X's
-    "as published" column (--as-published X/PROTOCOL=ITS_SUMMARY). A list, for :q."""
-    of = lambda d: SETTINGS[d].dataset.as_published_of
-    option = lambda d: "--as-published" if of(d) else "--summary"
-    summary = lambda d, p: f"{of(d) or d}/{p}={protocol_dir(d, p)}/summary.json"
+    """Corrected runs as --summary, "as published" ones fill their original's column."""
+    option = lambda d: "--as-published" if published_of(d) else "--summary"
+    summary = lambda d, p: f"{published_of(d) or d}/{p}={protocol_dir(d, p)}/summary.json"
     return [a for d, p in protocols() for a in (option(d), summary(d, p))]

@@ -66,6 +66,11 @@ class MatrixSpec:
     def symmetric(self) -> bool:
         return self.query_split == self.reference_split
 
+    def __str__(self) -> str:
+        """For logs: "train x test procrustes (window 10)"."""
+        window = "" if self.window is None else f" (window {self.window})"
+        return f"{self.query_split} x {self.reference_split} {self.metric}{window}"
+
     def params_hash(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return sha256_bytes(blob)[:16]
