@@ -418,3 +418,61 @@ def test_the_original_scrambled_frames_match_the_reference(utd_seqs):
     got, ref = D.frame_cost_matrix(a, b, "paper"), _reference.cost_matrix(a, b, "paper")
     assert np.isfinite(got).all()
     close(got[unique], ref[unique], atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_progress_bar_counts_every_pair_and_changes_no_value(backend, capsys, monkeypatch):
+    """cdist(progress=True): the pairs run in chunks of equal work under a tqdm bar that ends at
+    the number of pairs; the matrix is the one-call matrix (torch: to rounding), symmetric and
+    rectangular."""
+    from geokd.distances import _prepared
+
+    monkeypatch.setattr(_prepared, "PROGRESS_CHUNKS", 7)
+    rng = np.random.default_rng(5)
+    seqs = [rng.normal(size=(int(rng.integers(3, 12)), 6, 3)) for _ in range(40)]
+    calls = []
+    real = _prepared.with_progress
+
+    def counting(run, min_chunk=1):
+        chunked = real(run, min_chunk=1)  # 7 chunks even for this small set
+
+        def wrapped(P, ia, ib):
+            calls.append(ia.size)
+            return chunked(P, ia, ib)
+
+        return wrapped
+
+    monkeypatch.setattr(_prepared, "with_progress", counting)
+    for refs, n_pairs in ((None, 40 * 39 // 2), (seqs[:9], 40 * 9)):
+        plain = D.cdist(seqs, refs, backend=backend)
+        shown = D.cdist(seqs, refs, backend=backend, progress=True)
+        if backend == "cpu":  # pair by pair: bit for bit
+            assert np.array_equal(plain, shown)
+        else:  # torch batches the frame costs of a chunk: equal to rounding
+            np.testing.assert_allclose(shown, plain, rtol=1e-12, atol=1e-12)
+        err = capsys.readouterr().err
+        assert f"{n_pairs}/{n_pairs}" in err, err
+        assert "cdist" in err
+    assert calls == [40 * 39 // 2, 40 * 9]
+
+
+def test_progress_chunks_split_the_work_evenly():
+    """The chunk bounds follow the cumulative frame pairs: no chunk holds much more than its
+    share, every pair is run exactly once and in order."""
+    from geokd.distances import _prepared
+
+    rng = np.random.default_rng(2)
+    P = D.prepare([rng.normal(size=(int(t), 5, 3)) for t in rng.integers(2, 60, 80)], "procrustes")
+    ia, ib = (a.astype(np.int64) for a in np.triu_indices(80, k=1))
+    seen = []
+
+    def run(_, a, b):
+        seen.append((a.copy(), b.copy()))
+        return (a * 1000 + b).astype(float)
+
+    out = _prepared.with_progress(run)(P, ia, ib)
+    assert np.array_equal(out, ia * 1000 + ib)
+    assert np.array_equal(np.concatenate([a for a, _ in seen]), ia)
+    work = [int((P.lengths[a] * P.lengths[b]).sum()) for a, b in seen]
+    assert len(seen) == _prepared.PROGRESS_CHUNKS
+    assert max(work) <= sum(work) / len(seen) + int((P.lengths.max()) ** 2)

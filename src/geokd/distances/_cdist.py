@@ -279,6 +279,7 @@ def cdist(
     n_jobs: int | None = None,
     backend: str = "cpu",
     dtype: str = "float64",
+    progress: bool = False,
     **metric_params,
 ) -> np.ndarray:
     """DTW distance matrix (float64) between lists of (T_i, K, 3) sequences.
@@ -300,6 +301,10 @@ def cdist(
     dtype : {"float64", "float32"}
         Precision of the frame costs of the torch backends ("torch", "cuda"); the result is
         float64 either way. The "cpu" kernels are float64 only.
+    progress : bool
+        Show a progress bar (tqdm: a widget in notebooks, a line on a terminal) counting the
+        pairs; they then run in about 50 chunks of equal work (the same values; the torch
+        backends batch differently, so equal to rounding there).
 
     Returns
     -------
@@ -332,10 +337,11 @@ def cdist(
         from . import _torch
 
         device = "cuda" if backend == "cuda" else "cpu"
-        return _torch.cdist(Q, R, window=w, device=device, dtype=dtype)
+        return _torch.cdist(Q, R, window=w, device=device, dtype=dtype, progress=progress)
     if dtype != "float64":  # torch-backend dtype pass-through (the numba kernels are float64)
         raise ValueError(f"dtype={dtype!r} needs backend='torch' or 'cuda' (cpu: float64 only)")
-    return matrix_from_pairs(Q, R, lambda P, ia, ib: _run_pairs(P, ia, ib, w, nthreads))
+    run = lambda P, ia, ib: _run_pairs(P, ia, ib, w, nthreads)  # noqa: E731
+    return matrix_from_pairs(Q, R, run, progress=progress)
 
 
 def pair_distance(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -60,13 +61,47 @@ def concat(a: PreparedSequences, b: PreparedSequences) -> PreparedSequences:
     )
 
 
-def matrix_from_pairs(Q: PreparedSequences, R: PreparedSequences | None, run) -> np.ndarray:
+#: progress=True: the pairs run in this many chunks of about equal work (frame pairs)
+PROGRESS_CHUNKS = 50
+
+
+def with_progress(run, min_chunk: int = 1):
+    """``run`` in chunks of about equal work (frame pairs), a tqdm bar counting the pairs.
+
+    The values are those of one ``run`` call (each pair's distance depends on that pair only;
+    a batched backend may round differently).
+    ``min_chunk``: pairs per chunk at least (keeps every thread busy within a chunk). Called
+    with at least one pair (matrix_from_pairs).
+    """
+    from tqdm.auto import tqdm
+
+    def chunked(P: PreparedSequences, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+        work = np.cumsum(P.lengths[ia] * P.lengths[ib])
+        n_chunks = max(1, min(PROGRESS_CHUNKS, ia.size // max(min_chunk, 1)))
+        cuts = np.searchsorted(work, work[-1] * np.arange(1, n_chunks) / n_chunks)
+        bounds = np.unique(np.concatenate([[0], cuts, [ia.size]]).astype(np.int64))
+        out = np.empty(ia.size)
+        with tqdm(total=int(ia.size), unit="pair", desc="cdist", unit_scale=True) as bar:
+            for lo, hi in pairwise(bounds):
+                out[lo:hi] = run(P, ia[lo:hi], ib[lo:hi])
+                bar.update(int(hi - lo))
+        return out
+
+    return chunked
+
+
+def matrix_from_pairs(
+    Q: PreparedSequences, R: PreparedSequences | None, run, progress: bool = False
+) -> np.ndarray:
     """The one code path of every backend: list the sequence pairs, run them, place the values.
 
     ``R is None``: the symmetric (n, n) matrix from the upper-triangle pairs (mirrored, zero
     diagonal); else the (nq, nr) matrix of all pairs. ``run(P, ia, ib)`` returns the distances
-    of pairs ``(ia[p], ib[p])`` of the prepared set ``P`` (int64 index arrays).
+    of pairs ``(ia[p], ib[p])`` of the prepared set ``P`` (int64 index arrays). ``progress``:
+    run them in chunks under a progress bar (:func:`with_progress`; the same values).
     """
+    if progress:
+        run = with_progress(run, min_chunk=64)
     if R is None:
         n = len(Q)
         ia, ib = np.triu_indices(n, k=1)

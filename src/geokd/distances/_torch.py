@@ -453,7 +453,7 @@ def _pair_distances(P, pa, pb, window: int, device: str, dtype) -> np.ndarray:
     return out
 
 
-def cdist(Q, R, *, window: int, device: str, dtype="float64") -> np.ndarray:
+def cdist(Q, R, *, window: int, device: str, dtype="float64", progress=False) -> np.ndarray:
     """Distance matrix of prepared queries Q against prepared references R (None: symmetric).
 
     ``dtype``: "float64" (default) or "float32", the precision of the frame costs (the DTW
@@ -464,4 +464,5 @@ def cdist(Q, R, *, window: int, device: str, dtype="float64") -> np.ndarray:
     dt = _torch_dtype(dtype)
     if device == "cuda" and not cuda_available():
         raise RuntimeError("backend='cuda' but torch.cuda.is_available() is False")
-    return matrix_from_pairs(Q, R, lambda P, ia, ib: _pair_distances(P, ia, ib, window, device, dt))
+    run = lambda P, ia, ib: _pair_distances(P, ia, ib, window, device, dt)  # noqa: E731
+    return matrix_from_pairs(Q, R, run, progress=progress)
