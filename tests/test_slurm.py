@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -250,3 +251,91 @@ def test_a_failing_job_fails_the_run_and_keeps_its_logs(cluster, test_profile, t
     slurm_log = next((work / ".snakemake/slurm_logs/rule_ingest_utd_mhad").rglob("*.log"))
     assert "Error in rule ingest_utd_mhad" in slurm_log.read_text()
     assert not (work / "data/interim/real/sequences.parquet").exists()
+
+
+# -- SIGNUM mid-scale, reduced: DVC drives, SLURM runs -------------------------------------------
+
+MIDSCALE = ROOT / "config" / "signum_midscale.yaml"
+
+
+def reduced_midscale() -> dict:
+    """config/signum_midscale.yaml with 4 signs x 25 signers of 16 frames (56 train, 16 val,
+    28 test sequences: 7 blocks of 32), one seed, two students, two epochs."""
+    config = yaml.safe_load(MIDSCALE.read_text())
+    ds = config["datasets"]["signum_midscale"]
+    ds["synthetic_signum"].update(n_signs=4, min_frames=16, max_frames=16)
+    config["distances"]["block_size"] = 32
+    config["knn"].update(k_max=5, latency_queries=2)
+    config["training"].update(seeds=[0], models=["transformer", "distilled"])
+    config["training"]["train"].update(epochs=2, patience=0)
+    config["training"]["student"].update(max_frames=8, d_model=16, n_layers=1, ff_dim=32)
+    return config
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_signum_midscale_reduced_through_dvc_on_slurm_equals_a_local_run(
+    cluster, test_profile, tmp_path, monkeypatch
+):
+    """`SNAKEMAKE_PROFILE=<slurm profile> dvc repro` on the generated SIGNUM pipeline: every
+    stage's Snakemake submits its jobs to SLURM; the outputs equal a local run byte for byte,
+    DVC then has nothing to do, and `dvc push` + a fresh clone's pull bring every tracked file
+    back (the generated raw .npy files and manifest included)."""
+    from tests.test_dvc import TREE, UP_TO_DATE, git, tracked_files
+    from tests.test_dvc import run as run_in
+
+    config = reduced_midscale()
+    local = make_workdir(tmp_path / "local", config)
+    snakemake(local, "results/report.html")
+
+    repo, remote = tmp_path / "repo", tmp_path / "remote"
+    for rel in TREE:
+        src = ROOT / rel
+        if src.is_dir():
+            shutil.copytree(src, repo / rel)  # with __pycache__: numba's kernel caches
+        elif src.exists():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, repo / rel)
+    name = "config/signum_midscale.yaml"
+    (repo / name).write_text(yaml.safe_dump(config, sort_keys=False))
+    run_in(repo, BIN / "geokd", "dvc-yaml", name)
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    git(repo, "init", "-q")
+    (repo / ".git" / "info" / "exclude").write_text("/.venv\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "scratch copy")
+    run_in(repo, BIN / "dvc", "remote", "modify", "--local", "demo", "url", remote)
+
+    monkeypatch.setenv("SNAKEMAKE_PROFILE", str(test_profile))  # what docs/dvc.md tells users
+    out = run_in(repo, BIN / "dvc", "repro", timeout=1500)
+    monkeypatch.delenv("SNAKEMAKE_PROFILE")
+    submitted = out.count("has been submitted with SLURM jobid")
+    # 7 blocks, 3 matrices, ingest x2, split, 2 soft labels, knn x2, 2 trainings, 4 report jobs
+    assert submitted >= 20, out[-4000:]
+
+    results = Path("results/signum_midscale/signer")
+    compared = [
+        Path("data/interim/signum_midscale/sequences.parquet"),
+        results / "split.tsv",
+        *[results / f"distances/hand/{m}.npy" for m in ("train-train", "val-train", "test-train")],
+        results / "teacher/softmax.parquet",
+        results / "teacher/nngk.parquet",
+        results / "knn/hand.json",
+    ]
+    for path in compared:
+        assert (repo / path).read_bytes() == (local / path).read_bytes(), path
+    assert UP_TO_DATE in run_in(repo, BIN / "dvc", "status")
+
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "dvc repro")
+    expected = tracked_files(repo)
+    assert "data/raw/signum_midscale/manifest.csv" in expected
+    assert any(p.endswith("models/distilled/seed0/model.pt") for p in expected)
+    run_in(repo, BIN / "dvc", "push")
+    clone = tmp_path / "clone"
+    run_in(tmp_path, "git", "clone", "-q", repo, clone)
+    (clone / ".venv").symlink_to(BIN.parent, target_is_directory=True)
+    run_in(clone, BIN / "dvc", "remote", "modify", "--local", "demo", "url", remote)
+    run_in(clone, BIN / "dvc", "pull")
+    assert tracked_files(clone) == expected
+    assert UP_TO_DATE in run_in(clone, BIN / "dvc", "status")

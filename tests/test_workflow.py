@@ -262,26 +262,27 @@ def test_a_documented_device_setting_plans_the_workflow(tmp_path, device):
         assert json.loads((work / path).read_text())["train"]["device"] == device
 
 
-def test_real_data_config_replaces_the_default(utd_dir, tmp_path):
-    """config/utd_mhad.yaml with --replace-workflow-config plans the real datasets only."""
+@pytest.mark.parametrize("flags", [["--replace-workflow-config"], []])
+def test_real_data_config_replaces_the_default(utd_dir, tmp_path, flags):
+    """config/utd_mhad.yaml plans the real datasets only, with --replace-workflow-config and
+    without it (as in the jobs Snakemake submits to a cluster, which do not get that flag)."""
     config = yaml.safe_load((ROOT / "config" / "utd_mhad.yaml").read_text())
     for entry in config["datasets"].values():
         entry["raw_dir"] = str(utd_dir)
-    work = make_workdir(tmp_path, {})
+    work = make_workdir(tmp_path, TINY)  # a default config.yaml that must not be merged in
     (work / "config" / "utd.yaml").write_text(yaml.safe_dump(config))
     done = snakemake(
         work,
         "-n",
-        "--configfile",
-        str(work / "config" / "utd.yaml"),
-        "--replace-workflow-config",
+        f"--configfile={work / 'config' / 'utd.yaml'}",
+        *flags,
         "results/report.html",
     )
     out = done.stdout + done.stderr
     jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+wildcards: (.*)$", out, flags=re.M)
     assert ("ingest_utd_mhad", "dataset=utd_mhad") in jobs
     assert ("ingest_utd_mhad", "dataset=utd_mhad_as_published") in jobs
-    assert "synthetic" not in out
+    assert "synthetic" not in out and "dataset=tiny" not in out
     assert "--as-published utd_mhad/paper=results/utd_mhad_as_published/paper/summary.json" in out
     assert "--as-published-of=utd_mhad_as_published=utd_mhad" in out  # the report's link
 
