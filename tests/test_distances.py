@@ -7,6 +7,7 @@ import itertools
 import math
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 import scipy.io
@@ -185,12 +186,69 @@ def test_robust_paths_give_the_same_rotations():
         A = A + np.triu(A, 1).T
         close(quat_to_matrix(np.array(_kernels.jacobi_top_eigvec(A))), Q.T, atol=1e-13)
     W[_kernels._FL * ws : (_kernels._FL + 1) * ws] = 1.0
-    _kernels._robust(W, 20, P.rows[k3], Yn)
+    _kernels._robust(W, np.zeros_like(W), 20, P.rows[k3], Yn)
     close(W[rows].reshape(9, ws)[:, :20], fast, atol=1e-13)
     A = np.random.default_rng(0).normal(size=(4, 4))
     A = A + A.T
     _, V = np.linalg.eigh(A)
     close(abs(np.array(_kernels.jacobi_top_eigvec(A.copy())) @ V[:, -1]), 1.0, rtol=1e-13)
+
+
+def test_float32_kernel_rotations_and_its_float64_robust_path():
+    """dtype float32: the vectorised QCP lanes compute in float32 (the kernel is compiled for
+    float32 frames, not promoted back to float64) and give the SVD reference's rotations to
+    float32 rounding; the robust path redoes flagged lanes in float64 from the same S."""
+    P = D.prepare(seqs(5, [1, 20]), dtype="float32")
+    assert P.rows.dtype == P.tiles.dtype == np.float32 and P.dtype == "float32"
+    W = np.zeros(_kernels.NWORK * _kernels.WS + 8, dtype=np.float32)
+    k3, yo, ws = 3 * P.Kp, int(P.toff[1]), _kernels.WS
+    Yn = P.tiles[yo + k3 * _kernels.TS :]
+    _kernels._cov(P.rows, 0, P.tiles, yo, W, 24, 0, P.Kp)
+    flagged = _kernels._rot(W, 24, P.rows[k3], Yn)  # the 4 padding lanes, and a few where
+    assert 4 <= flagged <= 6  # float32's final Newton step is above STEP_TOL32: robust path
+    assert _kernels._rot.signatures[-1][0] == numba.types.Array(numba.float32, 1, "C")
+    _kernels._robust(W, np.zeros(W.shape), 20, P.rows[k3], Yn)  # as _lane_costs does
+    rows = slice(_kernels._R * ws, (_kernels._R + 9) * ws)
+    fast = W[rows].reshape(9, ws)[:, :20].copy()
+    x = P.rows[: 3 * P.Kp].reshape(-1, 3).astype(np.float64)
+    y = P.tiles[yo : yo + k3 * _kernels.TS].reshape(-1, _kernels.TS)[:, :20].astype(np.float64)
+    for j in range(20):
+        Q = _reference.optimal_rotation(x, y[:, j].reshape(-1, 3))
+        close(fast[:, j].reshape(3, 3), Q.T, rtol=0, atol=2e-6)
+    W[_kernels._FL * ws : (_kernels._FL + 1) * ws] = 1.0
+    _kernels._robust(W, np.zeros(W.shape), 20, P.rows[k3], Yn)
+    close(W[rows].reshape(9, ws)[:, :20], fast, rtol=0, atol=2e-6)
+
+
+def test_float32_mode_invariances_determinism_and_exact_knn():
+    rng = np.random.default_rng(4)
+    ss = seqs(8, [6, 9, 13, 1, 30])
+    base = D.cdist(ss, dtype="float32")
+    close(base, D.cdist(ss), rtol=1e-5)
+    assert (base == base.T).all() and (np.diag(base) == 0).all()
+    np.testing.assert_array_equal(D.cdist(ss, dtype=np.float32, n_jobs=1), base)
+    for i in range(len(ss)):  # rigid motions and scale per frame: float32 rounding only
+        moved = [s.copy() for s in ss]
+        moved[i] = random_rigid(rng, ss[i].shape)(ss[i])
+        close(D.cdist(moved, dtype="float32"), base, rtol=1e-5)
+    for metric in ("paper", "euclidean"):
+        close(D.cdist(ss, metric=metric, dtype="float32"), D.cdist(ss, metric=metric), rtol=1e-5)
+    close(
+        D.cdist(seqs(6, [4, 7, 2], K=42), metric="hand", dtype="float32"),
+        D.cdist(seqs(6, [4, 7, 2], K=42), metric="hand"),
+        rtol=1e-5,
+    )
+    refs = [s + rng.normal(scale=0.3, size=s.shape) for s in ss for _ in range(3)]
+    R = D.prepare(refs, dtype="float32")
+    ip, dp = D.knn_query(ss, R, 3, dtype="float32")
+    iu, du = D.knn_query(ss, R, 3, dtype="float32", prune=False)
+    np.testing.assert_array_equal(ip, iu)
+    np.testing.assert_array_equal(dp, du)
+    np.testing.assert_array_equal(ip, D.knn_query(ss, refs, 3)[0])  # float64's neighbours
+    with pytest.raises(ValueError, match="prepared in float32, not float64"):
+        D.knn_query(ss, R, 3)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        D.prepare(ss, dtype="int8")
 
 
 # --- invariances and structure ----------------------------------------------------------------

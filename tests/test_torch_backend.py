@@ -1,9 +1,12 @@
-"""The PyTorch backend (closed-form QCP, no SVD, memory-bounded tiles) against the CPU kernel.
+"""The PyTorch backend (closed-form QCP, no SVD, memory-bounded tiles) and the CPU kernel's
+float32 mode, against the CPU kernel in float64.
 
-float64 must agree with ``cdist(..., backend="cpu")`` to 1e-9 relative wherever the frame cost
-is well defined; float32 to ``F32_RTOL`` = 1e-4 (measured: at most 7.4e-6 on the full real
-UTD-MHAD paper protocol, 322 x 539 pairs, with no 1-NN decision changed; ~1e-7 on the random
-sets here). Runs on the CPU device; ``backend="cuda"`` is the same code.
+Torch float64 must agree with ``cdist(..., backend="cpu")`` to 1e-9 relative wherever the frame
+cost is well defined; torch float32 and the CPU kernel's float32 (``dtype="float32"``) to
+``F32_RTOL`` = 1e-4 (measured: at most 7.4e-6 for torch and 1.6e-6 for the CPU kernel on the
+full real UTD-MHAD paper protocol, 322 x 539 pairs, with no 1-NN decision changed; ~1e-7 on the
+random sets here). Every ``check`` below holds all three. Runs on the CPU device;
+``backend="cuda"`` is the same code.
 
 Not compared: 'paper' and 'hand' costs of an EXACTLY collinear (rank-1) frame. There the optimal
 rotation is a one-parameter family; the Procrustes residual is the same for all of them (so
@@ -52,19 +55,22 @@ def rel_err(got, ref):
 
 
 def both(q, r=None, **kw):
-    """(torch float64, torch float32, CPU kernel) matrices."""
+    """(torch float64, torch float32, CPU kernel, CPU kernel in float32) matrices."""
     return (
         D.cdist(q, r, backend="torch", **kw),
         D.cdist(q, r, backend="torch", dtype="float32", **kw),
         D.cdist(q, r, **kw),
+        D.cdist(q, r, dtype=np.float32, **kw),
     )
 
 
 def check(q, r=None, **kw):
-    t64, t32, ref = both(q, r, **kw)
+    t64, t32, ref, c32 = both(q, r, **kw)
     assert rel_err(t64, ref) <= F64_RTOL
     assert rel_err(t32, ref) <= F32_RTOL
-    return t64, t32, ref
+    assert rel_err(c32, ref) <= F32_RTOL
+    assert c32.dtype == np.float64
+    return t64, t32, ref, c32
 
 
 # --- random sequences ---------------------------------------------------------------------------
@@ -166,7 +172,7 @@ def test_degenerate_and_near_degenerate_frames(metric, monkeypatch):
     check(ss, metric=metric)
     check(degenerate_set(K, kinds, seed=8)[3:], ss, metric=metric, window=1)
     near = degenerate_set(K, [*kinds, "near_collinear"], seed=9)
-    t64, _, ref = both(near, metric=metric)
+    t64, _, ref, _ = both(near, metric=metric)
     assert rel_err(t64, ref) <= F64_RTOL
     if metric != "euclidean":  # degenerate frames went through the robust path and Jacobi
         assert counts["robust"] > 0 and counts["jacobi"] > 0
@@ -277,8 +283,10 @@ def test_dtype_argument():
     with pytest.raises(ValueError, match="dtype"):
         D.cdist(ss, backend="torch", dtype="float16")
     with pytest.raises(ValueError, match="dtype"):
-        D.cdist(ss, dtype="float32")  # the numba kernels are float64 only
+        D.cdist(ss, dtype="float16")
     assert D.cdist(ss, backend="torch", dtype="float32").dtype == np.float64
+    assert D.cdist(ss, dtype=np.float32).dtype == np.float64
+    np.testing.assert_array_equal(D.cdist(ss, dtype="float32"), D.cdist(ss, dtype=np.float32))
     np.testing.assert_array_equal(
         D.cdist(ss, backend="torch"), D.cdist(ss, backend="torch", dtype="float64")
     )
@@ -295,18 +303,19 @@ def load(path):
 
 def test_real_utd_mhad(utd_dir):
     """Real skeletons: a small cross-subject 1-NN (subjects 1-2 as references, 6-8 queries,
-    actions 1-6): float64 to 1e-9 and the same decisions; float32 to F32_RTOL, and a decision
-    may change only where the CPU kernel's best two distances are within 2 x F32_RTOL."""
+    actions 1-6): float64 to 1e-9 and the same decisions; float32 (torch and CPU) to F32_RTOL,
+    and a decision may change only where the float64 best two are within 2 x F32_RTOL."""
     items = [(tuple(int(g) for g in NAME.match(p.name).groups()), p) for p in utd_dir.glob("*.mat")]
     items = sorted(i for i in items if i[0][0] <= 6 and i[0][2] == 1)
     refs = [load(p) for (a, s, t), p in items if s <= 2]
     qs = [load(p) for (a, s, t), p in items if s >= 6]
     assert len(refs) >= 10 and len(qs) >= 10
-    t64, t32, ref = check(qs, refs)
+    t64, t32, ref, c32 = check(qs, refs)
     assert (t64.argmin(1) == ref.argmin(1)).all()
     s = np.sort(ref, axis=1)
     close_call = (s[:, 1] - s[:, 0]) <= 2 * F32_RTOL * s[:, 0]
     assert ((t32.argmin(1) == ref.argmin(1)) | close_call).all()
+    assert ((c32.argmin(1) == ref.argmin(1)) | close_call).all()
     check(refs[:8], metric="paper", window=5)
     check(refs[:8], metric="euclidean")
 

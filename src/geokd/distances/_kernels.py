@@ -23,6 +23,12 @@ No SVD anywhere. DTW runs row by row (O(n) memory per pair), costs being compute
 a time, and the recursions of two rows run as a wavefront (two independent min/add chains).
 ``fastmath`` allows only FMA contraction: no reassociation, so a lane's cost does not depend
 on its position in a vector.
+
+Precision: the kernels compile for float64 or float32 frames (``prepare(..., dtype=...)``).
+Every constant in the lane loops goes through :func:`_c` (a bare literal would promote a
+float32 expression to float64), so float32 kernels run twice the lanes per SIMD register;
+the robust path computes in float64 in both (S copied into the float64 buffer ``W64``), and
+the DTW recursion and the distances are float64 in both.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 TW = 128  # lanes per tile
 TS = TW + 8  # row stride in a tile: not a power of two (no L1 set conflicts between rows)
@@ -42,6 +49,7 @@ _S, _R, _Q, _FL, _ACC, _C, _LAM = 0, 9, 18, 22, 23, 9, 12
 NWORK = 24
 PROCRUSTES, PAPER, EUCLIDEAN, HAND = 0, 1, 2, 3
 STEP_TOL = 1e-8  # |final Newton step| above this: not converged -> robust path
+STEP_TOL32 = 1e-5  # the same in float32 kernels (rounding alone moves lambda by ~1e-7)
 # Laguerre steps of the robust path before it falls back to Jacobi. Laguerre converges
 # cubically to a simple root, so a lane still moving after 4 + 12 steps sits at a (near-)
 # multiple root, where the adjugate is ill-conditioned and Jacobi is needed anyway (the
@@ -49,8 +57,39 @@ STEP_TOL = 1e-8  # |final Newton step| above this: not converged -> robust path
 # there cost more than the Jacobi solve).
 ROBUST_ITERS = 12
 QUAL_TOL = 1e-3  # largest |adjugate diagonal| below this: ill-conditioned -> robust path
+QUAL_TOL32 = 1e-2  # the same in float32 kernels (the adjugate's rounding is ~1e-7 |N|^3)
 
 _opts = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy"}
+
+
+def _c(like, v):
+    """The constant ``v`` in the float type of ``like`` (a float or a float array): the
+    kernels compile for float64 and float32 frames, and a bare literal would promote a float32
+    expression to float64 (no wider SIMD lanes, and a different rounding)."""
+    return v
+
+
+def _pick(like, v64, v32):
+    """``v32`` in float32 kernels, else ``v64`` (a tolerance), in ``like``'s float type."""
+    return v64
+
+
+def _float_of(like):
+    return like.dtype if isinstance(like, types.Array) else like
+
+
+@overload(_c, inline="always")
+def _c_typed(like, v):
+    if _float_of(like) == types.float32:
+        return lambda like, v: np.float32(v)
+    return lambda like, v: np.float64(v)
+
+
+@overload(_pick, inline="always")
+def _pick_typed(like, v64, v32):
+    if _float_of(like) == types.float32:
+        return lambda like, v64, v32: np.float32(v32)
+    return lambda like, v64, v32: np.float64(v64)
 
 
 # fmt: off
@@ -201,10 +240,10 @@ def _laguerre(lam, c2, c1, c0):
     """One Laguerre step for the largest root of l^4 + c2 l^2 + c1 l + c0 (from above)."""
     l2 = lam * lam
     p = (l2 + c2) * l2 + c1 * lam + c0
-    dp = (4.0 * l2 + 2.0 * c2) * lam + c1
-    ddp = 12.0 * l2 + 2.0 * c2
-    r = math.sqrt(max(9.0 * dp * dp - 12.0 * p * ddp, 0.0))
-    return lam - 4.0 * p / (dp + r if dp >= 0.0 else dp - r)
+    dp = (_c(lam, 4.0) * l2 + _c(lam, 2.0) * c2) * lam + c1
+    ddp = _c(lam, 12.0) * l2 + _c(lam, 2.0) * c2
+    r = math.sqrt(max(_c(lam, 9.0) * dp * dp - _c(lam, 12.0) * p * ddp, _c(lam, 0.0)))
+    return lam - _c(lam, 4.0) * p / (dp + r if dp >= 0.0 else dp - r)
 
 
 @njit(inline="always", **_opts)
@@ -249,7 +288,8 @@ def _coeffs(W, jj, e0):
           - (n01 * n13 - n11 * n03) * (n02 * n23 - n03 * n22)
           + (n02 * n13 - n12 * n03) * (n02 * n13 - n03 * n12))
     # upper bounds: E0 = (|x|^2 + |y|^2) / 2 and sqrt(3 |S|^2) <= (3 |S|^2 / E0 + E0) / 2
-    return -2.0 * fro2, -8.0 * det_s, c0, min(e0, 0.5 * (3.0 * fro2 / e0 + e0))
+    e0 = min(e0, _c(fro2, 0.5) * (_c(fro2, 3.0) * fro2 / e0 + e0))
+    return _c(fro2, -2.0) * fro2, _c(fro2, -8.0) * det_s, c0, e0
 
 
 @njit(**_opts)
@@ -261,7 +301,7 @@ def _rot(W, lp, nx2, Yn):
     must be redone by :func:`_robust`.
     """
     for jj in range(lp):
-        c2, c1, c0, lam = _coeffs(W, jj, 0.5 * (nx2 + Yn[jj]))
+        c2, c1, c0, lam = _coeffs(W, jj, _c(W, 0.5) * (nx2 + Yn[jj]))
         W[_LAM * WS + jj] = _laguerre(lam, c2, c1, c0)
         W[_C * WS + jj], W[(_C + 1) * WS + jj], W[(_C + 2) * WS + jj] = c2, c1, c0
     for jj in range(lp):  # three more Laguerre steps: short body, many independent lanes
@@ -273,10 +313,13 @@ def _rot(W, lp, nx2, Yn):
         c2, c1, c0 = W[_C * WS + jj], W[(_C + 1) * WS + jj], W[(_C + 2) * WS + jj]
         lam = W[_LAM * WS + jj]
         l2 = lam * lam
-        step = ((l2 + c2) * l2 + c1 * lam + c0) / ((4.0 * l2 + 2.0 * c2) * lam + c1)  # Newton
+        dp = (_c(lam, 4.0) * l2 + _c(lam, 2.0) * c2) * lam + c1
+        step = ((l2 + c2) * l2 + c1 * lam + c0) / dp  # Newton
         lam -= step
         qw, qx, qy, qz, best = _adj_quat(_key_matrix(W, jj), lam)
-        ok = (abs(step) <= STEP_TOL) and (best > QUAL_TOL)
+        ok = (abs(step) <= _pick(lam, STEP_TOL, STEP_TOL32)) and (
+            best > _pick(lam, QUAL_TOL, QUAL_TOL32)
+        )
         W[_FL * WS + jj] = 0.0 if ok else 1.0
         nflag += 0 if ok else 1
         _store_rotation(W, jj, qw, qx, qy, qz)
@@ -287,17 +330,17 @@ def _rot(W, lp, nx2, Yn):
 def _store_rotation(W, jj, w, x, y, z):
     """Write q and R(q) (R maps the lane frame onto x: R y_k ~ x_k) for lane jj."""
     n2 = w * w + x * x + y * y + z * z
-    s = 1.0 / n2 if n2 > 0.0 else 0.0
+    s = _c(n2, 1.0) / n2 if n2 > 0.0 else _c(n2, 0.0)
     W[_Q * WS + jj], W[(_Q + 1) * WS + jj] = w, x
     W[(_Q + 2) * WS + jj], W[(_Q + 3) * WS + jj] = y, z
     W[_R * WS + jj] = (w * w + x * x - y * y - z * z) * s
-    W[(_R + 1) * WS + jj] = 2.0 * (x * y - w * z) * s
-    W[(_R + 2) * WS + jj] = 2.0 * (x * z + w * y) * s
-    W[(_R + 3) * WS + jj] = 2.0 * (x * y + w * z) * s
+    W[(_R + 1) * WS + jj] = _c(s, 2.0) * (x * y - w * z) * s
+    W[(_R + 2) * WS + jj] = _c(s, 2.0) * (x * z + w * y) * s
+    W[(_R + 3) * WS + jj] = _c(s, 2.0) * (x * y + w * z) * s
     W[(_R + 4) * WS + jj] = (w * w - x * x + y * y - z * z) * s
-    W[(_R + 5) * WS + jj] = 2.0 * (y * z - w * x) * s
-    W[(_R + 6) * WS + jj] = 2.0 * (x * z - w * y) * s
-    W[(_R + 7) * WS + jj] = 2.0 * (y * z + w * x) * s
+    W[(_R + 5) * WS + jj] = _c(s, 2.0) * (y * z - w * x) * s
+    W[(_R + 6) * WS + jj] = _c(s, 2.0) * (x * z - w * y) * s
+    W[(_R + 7) * WS + jj] = _c(s, 2.0) * (y * z + w * x) * s
     W[(_R + 8) * WS + jj] = (w * w - x * x - y * y + z * z) * s
 # fmt: on
 
@@ -356,14 +399,17 @@ def jacobi_top_eigvec(A, V=None):
 
 
 @njit(**_opts)
-def _robust(W, L, nx2, Yn):
-    """Redo the flagged lanes: Laguerre to convergence, else a Jacobi eigen-solve of N."""
+def _robust(W, W64, L, nx2, Yn):
+    """Redo the flagged lanes: Laguerre to convergence, else a Jacobi eigen-solve of N; in
+    float64 whatever the kernel's precision (S is copied into the float64 buffer ``W64``)."""
     A, V = np.empty((4, 4)), np.empty((4, 4))
     for jj in range(L):
         if W[_FL * WS + jj] == 0.0:
             continue
-        N = _key_matrix(W, jj)
-        c2, c1, c0, lam = _coeffs(W, jj, 0.5 * (nx2 + Yn[jj]))
+        for f in range(9):
+            W64[f * WS + jj] = W[f * WS + jj]
+        N = _key_matrix(W64, jj)
+        c2, c1, c0, lam = _coeffs(W64, jj, 0.5 * (np.float64(nx2) + np.float64(Yn[jj])))
         for _ in range(ROBUST_ITERS):
             new = _laguerre(lam, c2, c1, c0)
             done = not abs(new - lam) > 1e-15 * max(1.0, abs(lam))  # NaN: done (then Jacobi)
@@ -434,7 +480,7 @@ def _resid(x, xo, Y, yo, W, lp, k0, k1, squared, rotate):
 
 
 @njit(**_opts)
-def _lane_costs(metric, geo, rows, xo, tiles, yo, L, params, W, out):
+def _lane_costs(metric, geo, rows, xo, tiles, yo, L, params, W, W64, out):
     """out[:L] = costs of the frame rows[xo:] against the L lanes of the tile view tiles[yo:]."""
     _, K, G = geo
     gk, k3, lp = K // G, 3 * K, (L + 7) // 8 * 8
@@ -453,7 +499,7 @@ def _lane_costs(metric, geo, rows, xo, tiles, yo, L, params, W, out):
             _cov(rows, xo, tiles, yo, W, lp, k0, k0 + gk)
         nx2, Yn = rows[xo + k3 + g], tiles[yo + (k3 + g) * TS :]
         if _rot(W, lp, nx2, Yn) > 0:
-            _robust(W, L, nx2, Yn)
+            _robust(W, W64, L, nx2, Yn)
         if metric == PAPER:
             _transpose_r(W, lp)
         _resid(rows, xo, tiles, yo, W, lp, k0, k0 + gk, metric == HAND, True)
@@ -475,7 +521,7 @@ def _lane_costs(metric, geo, rows, xo, tiles, yo, L, params, W, out):
 
 
 @njit(**_opts)
-def row_costs(metric, geo, rows, xo, nrows, tiles, tb, lo, hi, params, W, crow, cs):
+def row_costs(metric, geo, rows, xo, nrows, tiles, tb, lo, hi, params, W, W64, crow, cs):
     """crow[r * cs + j] = cost of frame r of the block rows[xo:] (nrows frames) against lane j
     of tiles[tb:], for lo <= j < hi (tile by tile; all rows of the block per tile)."""
     RW = geo[0]
@@ -485,7 +531,7 @@ def row_costs(metric, geo, rows, xo, nrows, tiles, tb, lo, hi, params, W, crow, 
         yo = tb + t * RW * TS + s0
         for r in range(nrows):
             out = crow[r * cs + t * TW + s0 :]
-            _lane_costs(metric, geo, rows, xo + r * RW, tiles, yo, L, params, W, out)
+            _lane_costs(metric, geo, rows, xo + r * RW, tiles, yo, L, params, W, W64, out)
 
 
 @njit(**_opts)
@@ -501,7 +547,7 @@ def dtw_pair(metric, geo, rows, ra, m, tiles, tb, n, window, params, abandon, bu
     Costs are computed RB rows at a time; returns inf as soon as a whole DTW row exceeds
     ``abandon`` (early abandoning). The number of DTW rows computed is added to ``buf[4][0]``.
     """
-    W, crow, prev, cur, _ = buf
+    W, crow, prev, cur, _, W64 = buf
     cs = crow.shape[0] // RB
     w = band_width(m, n, window)
     inf = math.inf
@@ -509,7 +555,7 @@ def dtw_pair(metric, geo, rows, ra, m, tiles, tb, n, window, params, abandon, bu
         nr = min(RB, m - i0)
         lo0, hi1 = max(0, i0 - w), min(n, i0 + nr - 1 + w + 1)
         row_costs(metric, geo, rows, (ra + i0) * geo[0], nr, tiles, tb, lo0, hi1, params, W,
-                  crow, cs)  # fmt: skip
+                  W64, crow, cs)  # fmt: skip
         if nr == 2:  # two rows as a wavefront (row i0 at j, row i0 + 1 at j - 1): the two
             # serial min/add chains overlap; same operations, same order as one row at a time
             i = i0
@@ -578,12 +624,13 @@ def dtw_pair(metric, geo, rows, ra, m, tiles, tb, n, window, params, abandon, bu
 
 
 @njit(**_opts)
-def _buffers(maxn):
-    """Per-thread work buffers (W, crow, prev, cur, counter of DTW rows)."""
-    W = np.zeros(NWORK * WS + 8)
+def _buffers(maxn, frames):
+    """Per-thread work buffers (W in the frames' precision, crow, prev, cur, counter of DTW
+    rows, W64: the robust path's float64 copy of W)."""
+    W = np.zeros(NWORK * WS + 8, frames.dtype)
     crow = np.zeros(RB * (maxn + TW + 8))
     inf = np.full(maxn + 1, np.inf)
-    return W, crow, inf, inf.copy(), np.zeros(1, dtype=np.int64)
+    return W, crow, inf, inf.copy(), np.zeros(1, dtype=np.int64), np.zeros(NWORK * WS + 8)
 
 
 @njit(parallel=True, **_opts)
@@ -592,7 +639,7 @@ def dtw_pairs(metric, geo, rows, roff, tiles, toff, lens, prow, pcol, window, pa
     P = prow.shape[0]
     out = np.empty(P)
     for t in prange(nthreads):
-        buf = _buffers(lens.max())
+        buf = _buffers(lens.max(), rows)
         for p in range(t, P, nthreads):
             a, b = prow[p], pcol[p]
             out[p] = dtw_pair(metric, geo, rows, roff[a], lens[a], tiles, toff[b], lens[b],
@@ -605,8 +652,9 @@ def cost_matrix(metric, geo, rows, ra, m, tiles, tb, n, params):
     """(m, n) frame-cost matrix of one pair (rows in parallel)."""
     out = np.empty((m, n))
     for i in prange(m):
-        W, crow, _, _, _ = _buffers(n)
-        row_costs(metric, geo, rows, (ra + i) * geo[0], 1, tiles, tb, 0, n, params, W, crow, 0)
+        W, crow, _, _, _, W64 = _buffers(n, rows)
+        row_costs(metric, geo, rows, (ra + i) * geo[0], 1, tiles, tb, 0, n, params, W, W64,
+                  crow, 0)  # fmt: skip
         out[i, :] = crow[:n]
     return out
 
@@ -620,17 +668,19 @@ def _knn_one(metric, geo, qrows, qa, m, tiles, toff, lens, sub, k, window, param
     """
     out_i, out_d = out
     N = sub.shape[0]
-    buf = _buffers(lens.max())
-    W, crow = buf[0], buf[1]
+    buf = _buffers(lens.max(), qrows)
+    W, crow, W64 = buf[0], buf[1], buf[5]
     lb = np.zeros(N)
     for s in range(N if prune else 0):  # every path passes (0, 0) and (m-1, n-1)
         r = sub[s]
         n = lens[r]
-        row_costs(metric, geo, qrows, qa * geo[0], 1, tiles, toff[r], 0, 1, params, W, crow, 0)
+        row_costs(metric, geo, qrows, qa * geo[0], 1, tiles, toff[r], 0, 1, params, W, W64,
+                  crow, 0)  # fmt: skip
         lb[s] = crow[0]
         if m > 1 or n > 1:
             xo = (qa + m - 1) * geo[0]
-            row_costs(metric, geo, qrows, xo, 1, tiles, toff[r], n - 1, n, params, W, crow, 0)
+            row_costs(metric, geo, qrows, xo, 1, tiles, toff[r], n - 1, n, params, W, W64,
+                      crow, 0)  # fmt: skip
             lb[s] += crow[n - 1]
     order = np.argsort(lb, kind="mergesort")  # stable: ties by position, sub is ascending
     cnt = 0

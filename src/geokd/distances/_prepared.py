@@ -32,6 +32,11 @@ class PreparedSequences:
         return int(self.lengths.shape[0])
 
     @property
+    def dtype(self) -> str:
+        """Precision of the prepared frames: "float64" or "float32"."""
+        return self.rows.dtype.name
+
+    @property
     def geo(self) -> tuple[int, int, int]:
         """(RW, K, G), as the kernels take it."""
         return (self.RW, self.Kp, self.G)
@@ -39,6 +44,8 @@ class PreparedSequences:
 
 def concat(a: PreparedSequences, b: PreparedSequences) -> PreparedSequences:
     """One prepared set holding a's sequences then b's."""
+    if a.dtype != b.dtype:
+        raise ValueError(f"references prepared in {b.dtype}, queries in {a.dtype}")
     if a.K != b.K or a.metric != b.metric or not np.array_equal(a.params, b.params):
         raise ValueError(
             f"references: K = {b.K} landmarks ({b.metric}) but queries have "

@@ -41,11 +41,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import QUAL_TOL, ROBUST_ITERS, STEP_TOL
+from ._kernels import QUAL_TOL, ROBUST_ITERS, STEP_TOL, STEP_TOL32
 
 BUDGET = 1 << 19  # elements of the largest intermediate per tile / chunk, on the CPU (cache-sized)
 BUDGET_CUDA = 1 << 27  # the same on a GPU (1 GiB per float64 intermediate): fewer, larger tiles
-STEP_TOL_F32 = 1e-5  # float32: |final Newton step| above this -> the float64 robust path
+STEP_TOL_F32 = STEP_TOL32  # float32: |final Newton step| above this -> float64 robust path
 WIDTH = 9  # values per frame pair of the largest per-frame-pair intermediate (S, R, KC)
 KC = 9  # landmarks per residual pass: (frame pairs, KC landmarks) = WIDTH values
 DTYPES = ("float64", "float32")
