@@ -105,6 +105,19 @@ def test_sidecar_is_plain_json_with_checksum(store_and_split, tmp_path):
     assert side["rows"] == [0, 4] and side["cols"] == [0, 8] and len(side["sha256"]) == 64
 
 
+def _cli_block(store_and_split, tmp_path, name, settings, block=(0, 0), *options):
+    """`geokd distances block` with a settings file; the block's path and values."""
+    from geokd.cli import main
+
+    store, split = store_and_split
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"metric": "procrustes", **settings}))
+    out = tmp_path / f"{name}.npy"
+    argv = ["distances", "block", str(store), str(split), str(out), "--block", *map(str, block)]
+    assert main([*argv, *options, "--settings", str(path)]) == 0
+    return out, np.load(out)
+
+
 def test_the_backend_setting_reaches_the_block(store_and_split, tmp_path):
     """`distances.backend` (settings slice) and `--backend`: the torch kernel computes the
     block, equal to the CPU kernel's within 1e-9 (not to the bit: another arithmetic)."""
@@ -113,17 +126,11 @@ def test_the_backend_setting_reaches_the_block(store_and_split, tmp_path):
     store, split = store_and_split
     blocks = {}
     for backend in ("cpu", "torch"):
-        settings = tmp_path / f"{backend}.json"
-        settings.write_text(
-            json.dumps({"metric": "procrustes", "block_size": 4, "backend": backend})
-        )
-        out = tmp_path / f"{backend}.npy"
-        argv = ["distances", "block", str(store), str(split), str(out), "--block", "0", "1"]
-        assert (
-            main([*argv, "--query", "train", "--reference", "train", "--settings", str(settings)])
-            == 0
-        )
-        blocks[backend] = np.load(out)
+        settings = {"block_size": 4, "backend": backend}
+        options = ("--query", "train", "--reference", "train")
+        blocks[backend] = _cli_block(
+            store_and_split, tmp_path, backend, settings, (0, 1), *options
+        )[1]
     np.testing.assert_allclose(blocks["torch"], blocks["cpu"], rtol=0, atol=1e-9)
     assert not np.array_equal(blocks["torch"], blocks["cpu"])  # the torch kernel really ran
     for backend in ("cpu", "torch"):  # the option, without a settings file
@@ -133,3 +140,36 @@ def test_the_backend_setting_reaches_the_block(store_and_split, tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "opt-torch.npy"), np.load(tmp_path / "opt-cpu.npy"), atol=1e-9
     )
+
+
+def test_the_precision_setting_reaches_the_block_and_the_matrix_sidecar(store_and_split, tmp_path):
+    """`distances.precision: float32` (settings slice, or `--precision`): the float32 kernel
+    computes the blocks (within 1e-5 of float64, not equal to it); the precision is part of
+    the blocks' settings hash (assembly refuses to mix) and is recorded in the matrix sidecar.
+    float64 keeps the hash it had before the option existed."""
+    from dataclasses import asdict
+
+    from geokd.checksum import sha256_bytes
+    from geokd.cli import main
+
+    store, split = store_and_split
+    spec64, spec32 = MatrixSpec("test", "train"), MatrixSpec("test", "train", precision="float32")
+    blob = json.dumps({k: v for k, v in asdict(spec64).items() if k != "precision"}, sort_keys=True)
+    assert spec64.params_hash() == sha256_bytes(blob.encode())[:16] != spec32.params_hash()
+    assert str(spec32) == "test x train procrustes float32"
+    values = {}
+    for precision in ("float64", "float32"):
+        settings = {"block_size": 100, "precision": precision}
+        out, values[precision] = _cli_block(store_and_split, tmp_path, precision, settings)
+        matrix = tmp_path / f"m-{precision}.npy"
+        argv = ["distances", "assemble", str(store), str(split), str(matrix), str(out)]
+        assert main([*argv, "--settings", str(tmp_path / f"{precision}.json")]) == 0
+        assert load_matrix(matrix)[1]["precision"] == precision
+    np.testing.assert_allclose(values["float32"], values["float64"], rtol=1e-5)
+    assert not np.array_equal(values["float32"], values["float64"])
+    with pytest.raises(InputError, match="other settings"):
+        assemble(split, [tmp_path / "float32.npy"], tmp_path / "mixed.npy", spec64, 100)
+    out = tmp_path / "opt.npy"  # the option, without a settings file
+    argv = ["distances", "block", str(store), str(split), str(out), "--block", "0", "0"]
+    assert main([*argv, "--block-size", "100", "--precision", "float32"]) == 0
+    np.testing.assert_array_equal(np.load(out), values["float32"])

@@ -192,7 +192,7 @@ def test_workflow_on_slurm_equals_a_local_run(cluster, test_profile, tmp_path):
     assert all(job["state"] == "COMPLETED" for job in jobs), jobs
     for job in jobs:
         if job["rule"] == "distance_block":
-            # set-threads (capped for the test) and block_runtime: 5 + ceil(36 / (5000 * t))
+            # set-threads (capped for the test) and block_runtime: 5 + ceil(36 / (1500 * t))
             assert job["cpus"] == test_threads and job["minutes"] == 6
         if job["rule"] == "train":
             assert job["minutes"] == 120 and job["memory"] == "4000M"

@@ -107,6 +107,11 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a metric parameter"
     )
     parser.add_argument("--block-size", type=_positive_int, help="rows/columns per block (>= 1)")
+    parser.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        help="precision of the frame costs (default float64)",
+    )
     _settings_option(parser)
 
 

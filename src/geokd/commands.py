@@ -133,6 +133,7 @@ def _matrix_spec(args: argparse.Namespace):
         _pick(args, s, "metric", "procrustes"),
         _pick(args, s, "window"),
         params,
+        _pick(args, s, "precision", "float64"),
     )
     return spec, int(block_size)
 

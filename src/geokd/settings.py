@@ -73,6 +73,7 @@ class DistanceSettings:
     window: int | None = None
     metric_params: dict[str, dict[str, float]] = field(default_factory=dict)
     backend: str = "cpu"
+    precision: str = "float64"
 
 
 @dataclass
@@ -374,6 +375,7 @@ def job_settings(s: Settings, job: str, **wildcards) -> dict:
             "window": s.distances.window,
             "metric_params": s.distances.metric_params.get(metric, {}),
             "backend": s.distances.backend,
+            "precision": s.distances.precision,
         }
     if job == "teacher":
         return {"method": wildcards["method"], **asdict(getattr(s.teacher, wildcards["method"]))}

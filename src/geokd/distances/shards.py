@@ -54,13 +54,15 @@ from ..errors import InputError
 
 @dataclass(frozen=True)
 class MatrixSpec:
-    """What a distance matrix is: splits, metric and the metric's parameters."""
+    """What a distance matrix is: splits, metric, the metric's parameters and the precision
+    of the frame costs (``float64``, or ``float32``: :func:`geokd.distances.cdist`'s dtype)."""
 
     query_split: str
     reference_split: str
     metric: str = "procrustes"
     window: int | None = None
     metric_params: dict = field(default_factory=dict)
+    precision: str = "float64"
 
     @property
     def symmetric(self) -> bool:
@@ -69,10 +71,14 @@ class MatrixSpec:
     def __str__(self) -> str:
         """For logs: "train x test procrustes (window 10)"."""
         window = "" if self.window is None else f" (window {self.window})"
-        return f"{self.query_split} x {self.reference_split} {self.metric}{window}"
+        precision = "" if self.precision == "float64" else f" {self.precision}"
+        return f"{self.query_split} x {self.reference_split} {self.metric}{window}{precision}"
 
     def params_hash(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        fields = asdict(self)
+        if self.precision == "float64":  # the hash of matrices made before the option
+            del fields["precision"]
+        blob = json.dumps(fields, sort_keys=True).encode()
         return sha256_bytes(blob)[:16]
 
 
@@ -173,9 +179,10 @@ def select_sequences(store: str | os.PathLike, ids: Sequence[str]) -> list[np.nd
 
 def block_minutes(block_size: int, threads: int, attempt: int = 1) -> int:
     """The run time limit of one distance-block job in minutes (the workflow's ``runtime``):
-    ``block_size**2`` pairs at 5000 pairs per thread-minute (300-frame sequences, about 6x
-    margin; docs/cluster.md) plus 5 minutes, times the attempt number (a retry gets more)."""
-    return attempt * (5 + -(-(block_size**2) // (5000 * max(1, threads))))
+    ``block_size**2`` pairs at 1500 pairs per thread-minute (300-frame sequences: about 2.8x
+    margin on a Zen 1 core in float64, 19x on a Zen 5 core; docs/cluster.md) plus 5 minutes,
+    times the attempt number (a retry gets more)."""
+    return attempt * (5 + -(-(block_size**2) // (1500 * max(1, threads))))
 
 
 def write_block(
@@ -211,7 +218,8 @@ def compute_block(
     backend: str = "cpu",
 ) -> np.ndarray:
     """Compute block ``(bi, bj)`` of the matrix ``spec`` and write it with its sidecar;
-    ``backend``: :func:`geokd.distances.cdist`'s (``cpu``, ``torch``, ``cuda``, ``auto``)."""
+    ``backend``: :func:`geokd.distances.cdist`'s (``cpu``, ``torch``, ``cuda``, ``auto``); the
+    precision is the spec's."""
     from ._cdist import cdist
 
     q_ids = split_ids(split_table, spec.query_split)
@@ -224,7 +232,12 @@ def compute_block(
     wanted = list(dict.fromkeys([*q_sel, *r_sel]))
     seqs = dict(zip(wanted, select_sequences(store, wanted), strict=True))
     kwargs = dict(
-        metric=spec.metric, window=spec.window, n_jobs=n_jobs, backend=backend, **spec.metric_params
+        metric=spec.metric,
+        window=spec.window,
+        n_jobs=n_jobs,
+        backend=backend,
+        dtype=spec.precision,
+        **spec.metric_params,
     )
     cells = sum(len(seqs[q]) * len(seqs[r]) for q in q_sel for r in r_sel)
     if spec.symmetric and bi == bj:
@@ -369,6 +382,7 @@ def assemble(
         "metric": spec.metric,
         "window": spec.window,
         "metric_params": spec.metric_params,
+        "precision": spec.precision,
         "symmetric": spec.symmetric,
         "config_hash": sha256_bytes(f"{spec.params_hash()}:{ids_hash}:{store_sha256}".encode())[
             :16
