@@ -25,8 +25,8 @@ pull: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --touch
 
 test: system-packages $(STAMP)
-	$(BIN)/python -m pytest -q
-	$(BIN)/python -m pytest -q -m "slow or slurm or faults" --timeout 3600
+	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -m "slow or slurm or faults" --timeout 3600
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -x
