@@ -1039,6 +1039,7 @@ def test_the_headline_says_which_model_wins_and_by_how_much(answer_built):
     assert f"<strong>Verdict:</strong> {html.escape(cmp['verdict'])}" in head
 
 
+@pytest.mark.slow  # two more reports: ~50 s on a Zen 1
 def test_an_as_published_run_is_linked_by_its_setting_too(answer_built, tmp_path):
     a, b = answer_built["entries"]
     renamed = DatasetEntry("original", b.store, results=b.results, as_published_of="utd_mhad")

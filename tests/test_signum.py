@@ -461,6 +461,7 @@ def workdir(tmp_path: Path, config: str) -> Path:
     return work
 
 
+@pytest.mark.slow  # ~30 s on a Zen 1
 @pytest.mark.workflow
 def test_real_signum_config_plans_and_names_a_missing_manifest(tmp_path):
     work = workdir(tmp_path, "signum.yaml")
