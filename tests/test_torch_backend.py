@@ -286,6 +286,10 @@ def test_dtype_argument():
         D.cdist(ss, dtype="float16")
     assert D.cdist(ss, backend="torch", dtype="float32").dtype == np.float64
     assert D.cdist(ss, dtype=np.float32).dtype == np.float64
+    np.testing.assert_array_equal(  # a torch dtype names the precision too
+        D.cdist(ss, backend="torch", dtype=torch.float32),
+        D.cdist(ss, backend="torch", dtype="float32"),
+    )
     np.testing.assert_array_equal(D.cdist(ss, dtype="float32"), D.cdist(ss, dtype=np.float32))
     np.testing.assert_array_equal(
         D.cdist(ss, backend="torch"), D.cdist(ss, backend="torch", dtype="float64")

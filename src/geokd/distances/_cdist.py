@@ -65,7 +65,7 @@ import numba
 import numpy as np
 
 from . import _kernels as _k
-from ._prepared import PreparedSequences, matrix_from_pairs
+from ._prepared import PreparedSequences, matrix_from_pairs, precision_name
 
 METRICS = {
     "procrustes": _k.PROCRUSTES,
@@ -77,18 +77,6 @@ HAND_DEFAULTS = {"s1": 0.5111, "s2": 1.6964, "s3": 0.1191, "delta": 0.2044}
 HAND_SIZE = 21
 DEGENERATE_RTOL = 1e-12
 BACKENDS = ("cpu", "torch", "cuda", "auto")
-PRECISIONS = ("float64", "float32")
-
-
-def _precision(dtype) -> str:
-    """The precision "float64" or "float32" of a dtype-like (np.float32, "float32", ...)."""
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = str(dtype)
-    if name not in PRECISIONS:
-        raise ValueError(f"dtype must be one of {PRECISIONS} (or the numpy types), got {dtype!r}")
-    return name
 
 
 def _check_sequences(seqs, name: str, K: int | None = None, kname: str = "") -> list[np.ndarray]:
@@ -199,7 +187,7 @@ def prepare(
     >>> len(p), p.lengths.tolist(), p.RW
     (2, [4, 2], 61)
     """
-    dtype = _precision(dtype)
+    dtype = precision_name(dtype)
     if isinstance(sequences, PreparedSequences):
         params = _check_params(metric, sequences.K, metric_params)
         if sequences.metric != metric or not np.array_equal(sequences.params, params):
@@ -340,7 +328,7 @@ def cdist(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
-    dtype = _precision(dtype)
+    dtype = precision_name(dtype)
     w = _window(window)
     nthreads = _threads(n_jobs)
     if backend == "auto":

@@ -7,6 +7,21 @@ from itertools import pairwise
 
 import numpy as np
 
+#: precisions of the frame costs, every backend
+PRECISIONS = ("float64", "float32")
+
+
+def precision_name(dtype) -> str:
+    """The precision, "float64" or "float32", of a dtype-like: a name, a numpy or a torch
+    type; else ValueError."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:  # torch.float32 and the like
+        name = str(dtype).replace("torch.", "")
+    if name not in PRECISIONS:
+        raise ValueError(f"dtype must be one of {PRECISIONS} (or their types), got {dtype!r}")
+    return name
+
 
 @dataclass(frozen=True)
 class PreparedSequences:

@@ -26,7 +26,7 @@ is one row of one pair: a budget below max(9 n, (n + 1) RW, m n) elements acts a
 Precision: ``dtype`` (float64 default, or float32) is that of the frames, S, the QCP stage,
 the residuals and the frame costs; the robust path (rare lanes) always runs in float64 on the
 (float32-rounded) S, and the DTW recursion always sums the costs in float64. In float32 the
-Newton-step acceptance is ``STEP_TOL_F32`` (float32 cannot resolve 1e-8). float32 assumes
+Newton-step acceptance is the kernel's ``STEP_TOL32`` (float32 cannot resolve 1e-8). float32 assumes
 full-precision float32 matmuls (PyTorch's default; TF32, e.g. after
 ``torch.set_float32_matmul_precision("high")`` on a GPU, rounds S to ~1e-3 and voids the tested
 tolerance).
@@ -42,13 +42,12 @@ from __future__ import annotations
 import numpy as np
 
 from ._kernels import QUAL_TOL, ROBUST_ITERS, STEP_TOL, STEP_TOL32
+from ._prepared import matrix_from_pairs, precision_name
 
 BUDGET = 1 << 19  # elements of the largest intermediate per tile / chunk, on the CPU (cache-sized)
 BUDGET_CUDA = 1 << 27  # the same on a GPU (1 GiB per float64 intermediate): fewer, larger tiles
-STEP_TOL_F32 = STEP_TOL32  # float32: |final Newton step| above this -> float64 robust path
 WIDTH = 9  # values per frame pair of the largest per-frame-pair intermediate (S, R, KC)
 KC = 9  # landmarks per residual pass: (frame pairs, KC landmarks) = WIDTH values
-DTYPES = ("float64", "float32")
 
 
 def cuda_available() -> bool:
@@ -63,10 +62,7 @@ def cuda_available() -> bool:
 def _torch_dtype(dtype):
     import torch
 
-    name = str(dtype).replace("torch.", "")
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    return getattr(torch, name)
+    return getattr(torch, precision_name(dtype))
 
 
 # --- QCP, term for term as geokd.distances._kernels ------------------------------------------
@@ -420,7 +416,7 @@ def _pair_distances(P, pa, pb, window: int, device: str, dtype) -> np.ndarray:
     dev = torch.device(device)
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
     rows = torch.as_tensor(P.rows.reshape(-1, P.RW).astype(np_dtype, copy=False), device=dev)
-    step_tol = STEP_TOL if dtype == torch.float64 else STEP_TOL_F32
+    step_tol = STEP_TOL if dtype == torch.float64 else STEP_TOL32
     params = tuple(float(v) for v in P.params)
     lens = P.lengths
     budget = BUDGET_CUDA if dev.type == "cuda" else BUDGET
@@ -459,8 +455,6 @@ def cdist(Q, R, *, window: int, device: str, dtype="float64", progress=False) ->
     ``dtype``: "float64" (default) or "float32", the precision of the frame costs (the DTW
     recursion sums in float64 either way); the result is float64.
     """
-    from ._prepared import matrix_from_pairs
-
     dt = _torch_dtype(dtype)
     if device == "cuda" and not cuda_available():
         raise RuntimeError("backend='cuda' but torch.cuda.is_available() is False")
