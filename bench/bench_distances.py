@@ -24,7 +24,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from datetime import date
 from pathlib import Path
@@ -198,7 +197,7 @@ def first_call(repeat: int = 3) -> tuple[float, float, float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         ours, bare = Path(tmp, "first.py"), Path(tmp, "bare.py")
         ours.write_text(FIRST_CALL.format(src=str(ROOT / "src")))
-        bare.write_text(textwrap.dedent(NUMBA_ONLY))
+        bare.write_text(NUMBA_ONLY)
         run(str(bare))  # fills its cache
         a = min((run(str(ours)) for _ in range(repeat)), key=lambda v: v[1])
         b = min((run(str(bare)) for _ in range(repeat)), key=lambda v: v[0])
@@ -207,7 +206,9 @@ def first_call(repeat: int = 3) -> tuple[float, float, float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="subsets, extrapolated (about 1 min)")
+    ap.add_argument(
+        "--quick", action="store_true", help="subsets, extrapolated (about 2 min on a Zen 1)"
+    )
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args()
     if not args.data.is_dir():
