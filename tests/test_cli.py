@@ -80,6 +80,29 @@ def test_training_logs_one_line_per_epoch_and_quiet_silences_it(fake_utd, tmp_pa
     assert "geokd: epoch" not in capsys.readouterr().err
 
 
+def test_train_several_seeds_in_one_command(fake_utd, tmp_path, capsys):
+    import json
+
+    store, split = tmp_path / "u.parquet", tmp_path / "split.tsv"
+    main(["ingest", "utd-mhad", str(fake_utd), str(store)])
+    main(["split", str(store), str(split), "--train", "1", "2", "--test", "3"])
+    settings = tmp_path / "train.json"
+    student = {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16, "max_frames": 8}
+    settings.write_text(json.dumps({"train": {"epochs": 2, "batch_size": 4}, "student": student}))
+    outs = [str(tmp_path / f"m{s}") for s in (3, 4)]
+    argv = ["train", str(store), str(split), *outs, "--seed", "3", "4", "--settings", str(settings)]
+    capsys.readouterr()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "transformer seed 3: test accuracy" in err and "transformer seed 4: test" in err
+    for seed, out in zip((3, 4), outs, strict=True):
+        metrics = json.loads((tmp_path / out / "metrics.json").read_text())
+        timings = json.loads((tmp_path / out / "timings.json").read_text())
+        assert metrics["seed"] == seed and timings["trained_with"]["seeds"] == [3, 4]
+    assert main([*argv[:5], "--seed", "3", "4", "5", "--settings", str(settings)]) == 2
+    assert "geokd: error: --seed: 3 seed(s) for 2 folder(s)" in capsys.readouterr().err
+
+
 def test_a_distance_block_logs_its_size_and_speed(fake_utd, tmp_path, capsys):
     store, split = tmp_path / "u.parquet", tmp_path / "split.tsv"
     main(["ingest", "utd-mhad", str(fake_utd), str(store)])

@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 import yaml
 
+from geokd.settings import resolve_all, train_rule_name
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PACKAGE = ROOT / "src" / "geokd"
@@ -76,8 +78,14 @@ def rule_files() -> dict[str, str]:
     """Rule name -> the workflow/rules/*.smk file that defines it."""
     found = {}
     for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
-        for name in re.findall(r"^(?:rule|checkpoint) (\w+):", smk.read_text(), re.M):
+        text = smk.read_text()
+        for name in re.findall(r"^(?:rule|checkpoint) (\w+):", text, re.M):
             found[name] = f"workflow/rules/{smk.name}"
+        if "train_rule_name(seeds)" in text:  # a rule per group of seeds of any config
+            for config in (ROOT / "config").glob("*.yaml"):
+                for s in resolve_all(yaml.safe_load(config.read_text())).values():
+                    found |= {train_rule_name(g): f"workflow/rules/{smk.name}"
+                              for g in s.training.seed_groups()}  # fmt: skip
     return found
 
 

@@ -227,12 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_option(lat)
     lat.set_defaults(func=commands.knn_latency)
 
-    train = sub.add_parser("train", help="train one student (transformer or distilled)")
+    train = sub.add_parser(
+        "train",
+        help="train one student per seed (several seeds: at once, as one batched model)",
+    )
     train.add_argument("store", help="Parquet sequence store")
     train.add_argument("split", help="split table (TSV)")
-    train.add_argument("out_dir", help="output folder: model.pt, history.json, metrics.json")
+    train.add_argument(
+        "out_dir",
+        nargs="+",
+        help="output folder per seed (model.pt, history.json, metrics.json, timings.json)",
+    )
     train.add_argument("--mode", choices=MODES, default="transformer", help="model family")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--seed", type=int, nargs="+", default=[0], help="seed(s), one per output folder"
+    )
     train.add_argument("--soft-labels", help="teacher soft labels (Parquet), for distilled")
     train.add_argument("--distances", help="train x train distance matrix (.npy), for metric")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -205,7 +205,7 @@ def knn_latency(args: argparse.Namespace) -> None:
 
 def train(args: argparse.Namespace) -> None:
     from .models.config import StudentConfig, TrainConfig
-    from .models.runs import run_training
+    from .models.runs import run_trainings
 
     s = settings_of(args)
     if unknown := sorted(set(s) - {"train", "student"}):
@@ -217,7 +217,9 @@ def train(args: argparse.Namespace) -> None:
         TrainConfig, {**train_values, "progress": False, "num_threads": args.threads}, "train"
     )
     scfg = build(StudentConfig, s.get("student") or {}, "student")
-    result = run_training(
+    if len(args.out_dir) != len(args.seed):
+        raise InputError("--seed", f"{len(args.seed)} seed(s) for {len(args.out_dir)} folder(s)")
+    results = run_trainings(
         args.store,
         args.split,
         args.soft_labels,
@@ -228,7 +230,8 @@ def train(args: argparse.Namespace) -> None:
         scfg,
         distances_path=args.distances,
     )
-    _say(f"{args.mode} seed {args.seed}: test accuracy {result['test']['accuracy']:.3f}")
+    for seed, result in zip(args.seed, results, strict=True):
+        _say(f"{args.mode} seed {seed}: test accuracy {result['test']['accuracy']:.3f}")
 
 
 def ensemble(args: argparse.Namespace) -> None:

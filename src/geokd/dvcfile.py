@@ -21,7 +21,7 @@ import yaml
 
 from .distances.shards import matrix_pairs
 from .errors import InputError
-from .settings import resolve_all
+from .settings import resolve_all, train_rule_name
 
 DEFAULT_CONFIG = "config/config.yaml"
 
@@ -42,7 +42,7 @@ RULES = {
     "distances": ["distance_block", "distance_matrix"],
     "teacher": ["soft_labels"],
     "knn": ["knn", "knn_latency"],
-    "training": ["train"],
+    "training": None,  # by seed group: train_seeds<...> (+ ensemble)
     "report": ["summary", "dvc_metrics", "paper_tables", "report_html"],
 }
 RULE_FILES = {
@@ -247,7 +247,8 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
         runs += [
             f"{b}/models/{m}_ensemble/metrics.json" for b in base for m in s.training.ensembles
         ]
-        train_rules = ["train", "ensemble"] if s.training.ensembles else ["train"]
+        train_rules = [train_rule_name(g) for g in s.training.seed_groups()]
+        train_rules += ["ensemble"] if s.training.ensembles else []
         model_dirs = [f"{b}/models" for b in base]
         teacher_matrices = [f"{b}/distances/{teacher_metric}/train-train.npy" for b in base]
         train_deps = [store, *splits, *teacher_dirs]
@@ -257,7 +258,8 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
             "cmd": snakemake(runs, train_rules),
             "deps": [*train_deps, *_code("training")],
             "params": params(
-                [f"training.{k}" for k in ("seeds", "models", "ensembles", "train", "student")
+                [f"training.{k}" for k in ("seeds", "seeds_per_job", "models", "ensembles",
+                                           "train", "student")
                  if _present(config, f"training.{k}")]
                 + ([f"{ds}.training"] if _present(config, f"{ds}.training") else [])
                 + _keys(config, "teacher", ["distill_from"])

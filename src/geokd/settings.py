@@ -127,6 +127,14 @@ class TrainingSettings:
     ensembles: list[str] = field(default_factory=list)
     #: per model family: ``{"train": {...}, "student": {...}}`` merged over train and student
     per_model: dict[str, dict] = field(default_factory=dict)
+    #: seeds of a family that one job trains at once, as one batched model (consecutive
+    #: groups of ``training.seeds``); None: all of them in one job
+    seeds_per_job: int | None = None
+
+    def seed_groups(self) -> list[tuple[int, ...]]:
+        """The seeds, in groups of ``seeds_per_job`` (in order): one training job each."""
+        n = self.seeds_per_job or len(self.seeds)
+        return [tuple(self.seeds[i : i + n]) for i in range(0, len(self.seeds), n)]
 
     def for_model(self, model: str) -> tuple[TrainConfig, StudentConfig]:
         """The train and student settings of one model family (``per_model`` merged in)."""
@@ -334,6 +342,26 @@ def _check_cross(s: Settings) -> None:
     for metric in s.distances.metric_params:
         if metric not in METRICS:
             raise SettingsError(f"distances.metric_params.{metric}", "unknown metric")
+
+
+def group_name(seeds) -> str:
+    """A group of seeds as a file name: ``seeds0-1-2`` (its training job's log, benchmark)."""
+    return "seeds" + "-".join(map(str, seeds))
+
+
+def train_rule_name(seeds) -> str:
+    """The workflow rule that trains this group of seeds: ``train_seeds0_1_2``."""
+    return "train_" + group_name(seeds).replace("-", "_")
+
+
+def train_groups(settings: dict[str, Settings]) -> dict[tuple[int, ...], list[str]]:
+    """Every group of seeds that one training job trains at once (``seed_groups``), with the
+    datasets whose training is grouped so: the workflow has one training rule per group."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for name, s in settings.items():
+        for group in s.training.seed_groups():
+            groups.setdefault(group, []).append(name)
+    return groups
 
 
 def resolve_all(config: dict) -> dict[str, Settings]:

@@ -23,7 +23,7 @@ import pytest
 from geokd.models import train as train_module
 from geokd.models.config import StudentConfig, TrainConfig
 from geokd.models.resume import RESUME_NAME
-from geokd.models.runs import run_training
+from geokd.models.runs import run_training, run_trainings
 from tests.faults.conftest import BIN, settings_file
 
 #: what must be the same bytes as the uninterrupted run (timings.json holds measured times)
@@ -111,6 +111,43 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_bytes(
     assert f"resuming from epoch 6 of 9: {out / RESUME_NAME}" in capsys.readouterr().err
     assert seen == [7, 8, 9]
     _assert_same(out, reference)
+
+
+def test_a_killed_group_of_seeds_resumes_and_each_seed_has_its_own_bytes(
+    tmp_path, project, monkeypatch, capsys, ledger
+):
+    """Batched training (several seeds in one job): the group's state is in the first seed's
+    folder; the resumed group ends with, for every seed, the bytes of that seed trained alone
+    and uninterrupted (fixed-length inputs, one thread: no frame drop)."""
+    scfg = replace(STUDENT, resampling="linear", max_frames=8, dropout=0.2, augment_rotate=10.0,
+                   augment_scale=0.1)  # fmt: skip
+    seeds = [0, 1, 2]
+    outs = [tmp_path / "group" / f"seed{s}" for s in seeds]
+    _kill_after(monkeypatch, 7)
+    with pytest.raises(Killed):
+        run_trainings(
+            project["store"], project["split"], project["soft"], outs, "distilled", seeds,
+            TRAIN, scfg,
+        )  # fmt: skip
+    ledger.fault()
+    assert [p.name for p in outs[0].iterdir()] == [RESUME_NAME], "a killed run wrote outputs"
+    assert not any(o.exists() for o in outs[1:])
+    seen = _record_epochs(monkeypatch)
+    capsys.readouterr()
+    run_trainings(
+        project["store"], project["split"], project["soft"], outs, "distilled", seeds, TRAIN,
+        scfg,
+    )  # fmt: skip
+    assert f"resuming from epoch 6 of 9: {outs[0] / RESUME_NAME}" in capsys.readouterr().err
+    assert seen == [7, 8, 9]
+    monkeypatch.setattr(train_module, "_epoch_finished", lambda e: None)
+    for seed, out in zip(seeds, outs, strict=True):
+        alone = tmp_path / "alone" / f"seed{seed}"
+        run_training(
+            project["store"], project["split"], project["soft"], alone, "distilled", seed,
+            TRAIN, scfg,
+        )  # fmt: skip
+        _assert_same(out, alone)
 
 
 def test_a_state_of_other_settings_or_a_damaged_one_is_ignored(

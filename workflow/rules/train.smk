@@ -4,33 +4,51 @@
 # timings.json the measured times (everything else is the same to the byte for the same seed).
 
 
-rule train:
-    input:
-        unpack(train_inputs),
-    output:
-        model="results/{dataset}/{protocol}/models/{model}/seed{seed}/model.pt",
-        model_sidecar="results/{dataset}/{protocol}/models/{model}/seed{seed}/model.pt.json",
-        history="results/{dataset}/{protocol}/models/{model}/seed{seed}/history.json",
-        metrics="results/{dataset}/{protocol}/models/{model}/seed{seed}/metrics.json",
-        timings="results/{dataset}/{protocol}/models/{model}/seed{seed}/timings.json",
-    log:
-        "logs/train/{dataset}/{protocol}/{model}/seed{seed}.log",
-    benchmark:
-        "benchmarks/train/{dataset}/{protocol}/{model}/seed{seed}.tsv"
-    conda:
-        "../envs/train.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-    params:
-        settings=settings_file("train"),
-        teacher=teacher_option,
-        out_dir=subpath(output.metrics, parent=True),
-        code=CODE["models"],
-    shell:
-        "exec python -m geokd train {input.store:q} {input.split:q} {params.out_dir:q}"
-        " --mode {wildcards.model} --seed {wildcards.seed} {params.teacher:q}"
-        " --threads {threads} --settings {params.settings:q} > {log:q} 2>&1"
+# One job trains a family's seeds at once, as one batched model (training.seeds_per_job sets
+# the group size): a rule per distinct group of seeds, each seed still its own output folder.
+from geokd.models.config import RUN_FILES
+from geokd.settings import group_name, train_groups, train_rule_name
+
+TRAIN_GROUPS = train_groups(SETTINGS)  # {seeds trained together: their datasets}
+train_minutes = lambda seeds: 60 + 30 * len(seeds)  # a cluster's runtime limit (CPU)
+run_folders = lambda w, output: [str(Path(p).parent) for p in output if p.endswith("metrics.json")]
+train_outputs = lambda seeds: {  # every file of every seed's run
+    f"{n.replace('.', '_')}_{s}": f"results/{{dataset}}/{{protocol}}/models/{{model}}/seed{s}/{n}"
+    for s in seeds
+    for n in RUN_FILES
+}
+
+for seeds, datasets in TRAIN_GROUPS.items():
+
+    rule:
+        name:
+            train_rule_name(seeds)
+        input:
+            unpack(train_inputs),
+        output:
+            **train_outputs(seeds),
+        log:
+            f"logs/train/{{dataset}}/{{protocol}}/{{model}}/{group_name(seeds)}.log",
+        benchmark:
+            f"benchmarks/train/{{dataset}}/{{protocol}}/{{model}}/{group_name(seeds)}.tsv"
+        wildcard_constraints:
+            dataset=alternatives(datasets),
+        conda:
+            "../envs/train.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=train_minutes(seeds),
+        params:
+            settings=settings_file("train"),
+            teacher=teacher_option,
+            out_dirs=run_folders,
+            seeds=" ".join(map(str, seeds)),
+            code=CODE["models"],
+        shell:
+            "exec python -m geokd train {input.store:q} {input.split:q} {params.out_dirs:q}"
+            " --mode {wildcards.model} --seed {params.seeds} {params.teacher:q}"
+            " --threads {threads} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule ensemble:

@@ -2,8 +2,9 @@
 
 Owns exact k-NN on distance matrices (:mod:`.knn`), the teachers that turn the train x train
 matrix into soft class probabilities (:mod:`.teacher`), the transformer student
-(:mod:`.student`), its training, losses and checkpoints (:mod:`.train`,
-:mod:`.checkpoint`) and the accuracy metrics shared by all of them (:mod:`.metrics`).
+(:mod:`.student`), its training (:mod:`.train`: several seeds at once as one :mod:`.batched`
+model), losses and checkpoints (:mod:`.losses`, :mod:`.checkpoint`) and the accuracy metrics
+shared by all of them (:mod:`.metrics`).
 """
 
 from ..lazy import lazy_exports
@@ -15,10 +16,10 @@ _EXPORTS = {
         ["make_soft_labels", "nngk_teacher", "read_soft_labels", "softmax_teacher"], "teacher"
     ),
     **dict.fromkeys(["SkeletonTransformer", "StudentConfig", "augment", "prepare"], "student"),
-    **dict.fromkeys(
-        ["TrainConfig", "distillation_loss", "evaluate", "predict_proba", "train"], "train"
-    ),
-    "run_training": "runs",
+    **dict.fromkeys(["TrainConfig", "evaluate", "predict_proba", "train", "train_many"], "train"),
+    **dict.fromkeys(["distillation_loss", "kd_loss"], "losses"),
+    "BatchedStudent": "batched",
+    **dict.fromkeys(["run_training", "run_trainings"], "runs"),
     **dict.fromkeys(["Student", "load_student", "read_inputs", "run_predict"], "predict"),
     **dict.fromkeys(["export_student", "run_exported"], "export"),
     **dict.fromkeys(

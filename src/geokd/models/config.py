@@ -195,6 +195,9 @@ class StudentConfig:
         raise ValueError(f"no paper preset for dataset {dataset!r}; use 'utd_mhad' or 'signum'")
 
 
+#: the files of one training run's folder (geokd.models.runs.run_trainings writes them)
+RUN_FILES = ("model.pt", "model.pt.json", "history.json", "metrics.json", "timings.json")
+
 #: model families: the loss (and for nngk the head) each trains with
 MODES = ("transformer", "label_smoothing", "distilled", "metric", "nngk")
 #: TrainConfig fields that only one family reads (the others' jobs ignore them)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .checkpoint import CHECKPOINT_FORMAT, checkpoint_bytes, latency_ms_per_samp
 from .resume import NOT_FINGERPRINTED, RESUME_NAME, ResumePoint, fingerprint
 from .student import StudentConfig, prepare
 from .teacher import read_soft_labels
-from .train import TrainConfig, evaluate, torch_threads, train
+from .train import TrainConfig, evaluate, torch_threads, train_many
 
 _dump = json_text
 
@@ -69,8 +70,14 @@ def run_training(
         ``inputs`` (file names and SHA-256), configs, seed, epochs and git revision; the
         content of ``metrics.json`` (no timings: those are in ``timings.json``).
     """
-    cfg = replace(train_cfg or TrainConfig(), mode=mode, seed=seed)
-    scfg = student_cfg or StudentConfig()
+    return run_trainings(
+        store_path, split_table, soft_labels_path, [out_dir], mode, [seed], train_cfg,
+        student_cfg, distances_path,
+    )[0]  # fmt: skip
+
+
+def _inputs(store_path, split_table, soft_labels_path, distances_path, mode, scfg) -> dict:
+    """Everything a training reads, checked: prepared splits, soft labels, distances."""
     sequences, meta = load_sequences(store_path)
     table = read_split(split_table)
     row = {sid: i for i, sid in enumerate(meta["sequence_id"].astype(str))}
@@ -100,7 +107,7 @@ def run_training(
         raise InputError(split_table, "needs 'train' and 'test' rows")
     inputs = {"store": store_path, "split_table": split_table}
     P = None
-    if cfg.mode == "distilled":
+    if mode == "distilled":
         if soft_labels_path is None:
             raise InputError("soft_labels_path", "mode 'distilled' needs the teacher's soft labels")
         inputs["soft_labels"] = soft_labels_path
@@ -119,38 +126,82 @@ def run_training(
             raise InputError(soft_labels_path, f"{t_P.shape[1]} classes, store has {n_classes}")
         P = t_P[[pos[s] for s in train_ids]]  # (N_train, C) in split-table order
     D = None
-    if cfg.mode == "metric":
+    if mode == "metric":
         if distances_path is None:
             raise InputError("distances_path", "mode 'metric' needs the train x train matrix")
         inputs["distances"] = distances_path
         # split-table order; in memory (torch copies it to float32; a mapped, read-only
         # array would make torch warn)
         D = load_aligned(distances_path, split_table, "train", "train", mmap=False)[0]
+    checks = {k: {"file": Path(p).name, "sha256": sha256_file(p)} for k, p in inputs.items()}
+    return {"parts": parts, "P": P, "D": D, "checks": checks, "n_classes": n_classes,
+            "names": names}  # fmt: skip
+
+
+def run_trainings(
+    store_path: str | os.PathLike,
+    split_table: str | os.PathLike,
+    soft_labels_path: str | os.PathLike | None,
+    out_dirs: Sequence[str | os.PathLike],
+    mode: str = "transformer",
+    seeds: Sequence[int] = (0,),
+    train_cfg: TrainConfig | None = None,
+    student_cfg: StudentConfig | None = None,
+    distances_path: str | os.PathLike | None = None,
+) -> list[dict]:
+    """:func:`run_training` for several seeds at once (:func:`.train.train_many`): seed
+    ``seeds[i]`` writes ``out_dirs[i]``, the same files with the same bytes as when it is
+    trained alone (with one thread and fixed-length inputs; :mod:`.train`), except that
+    ``timings.json`` also says which seeds trained together and how long the group took
+    (``train_seconds`` is the group's time divided by its size). The resumable state of the
+    group is ``out_dirs[0]/.resume.partial``. Returns each seed's ``metrics.json`` content.
+    """
+    if len(out_dirs) != len(seeds) or not seeds:
+        raise ValueError(f"{len(out_dirs)} output folder(s) for {len(seeds)} seed(s)")
+    base = replace(train_cfg or TrainConfig(), mode=mode)
+    cfgs = [replace(base, seed=s) for s in seeds]
+    scfg = student_cfg or StudentConfig()
+    data = _inputs(store_path, split_table, soft_labels_path, distances_path, mode, scfg)
+    parts, checks, n_classes = data["parts"], data["checks"], data["n_classes"]
     X, L, y, _ = parts["train"]
     val = parts["val"][:3] if "val" in parts else None
-    checks = {k: {"file": Path(p).name, "sha256": sha256_file(p)} for k, p in inputs.items()}
-    out = Path(out_dir)
+    outs = [Path(o) for o in out_dirs]
     resume = None
-    if cfg.resume_every > 0:
-        train_fields = {k: v for k, v in asdict(cfg).items() if k not in NOT_FINGERPRINTED}
+    if base.resume_every > 0:
+        train_fields = {k: v for k, v in asdict(cfgs[0]).items() if k not in NOT_FINGERPRINTED}
         run = {"train": train_fields, "student": asdict(scfg), "inputs": checks}
-        resume = ResumePoint(out / RESUME_NAME, fingerprint(run), cfg.resume_every)
+        if len(seeds) > 1:
+            run["seeds"] = list(seeds)
+        resume = ResumePoint(outs[0] / RESUME_NAME, fingerprint(run), base.resume_every)
     t0 = time.perf_counter()
-    model, history = train(
+    trained = train_many(
         X,
         L,
         y,
-        P,
-        cfg,
+        data["P"],
+        cfgs,
         scfg,
         eval_sets={"test": parts["test"][:3]},
         val=val,
         n_classes=n_classes,
-        teacher_D=D,
+        teacher_D=data["D"],
         resume=resume,
     )
-    scfg = model.cfg  # the nngk family trains the NNGK head
     seconds = time.perf_counter() - t0
+    info = read_info(store_path)
+    results = []
+    for cfg, out, (model, history) in zip(cfgs, outs, trained, strict=True):
+        group = {"seeds": list(seeds), "train_seconds": seconds}
+        results.append(_write_run(model, history, cfg, out, parts, data, info, seconds, group))
+    if resume is not None:
+        resume.discard()  # the runs are complete
+    return results
+
+
+def _write_run(model, history, cfg, out: Path, parts, data, info, seconds, group) -> dict:
+    """Evaluate one trained student, measure its latency and write its folder atomically."""
+    n_classes, checks, names = data["n_classes"], data["checks"], data["names"]
+    scfg = model.cfg  # the nngk family trains the NNGK head
     with torch_threads(cfg.num_threads):
         result = {s: evaluate(model, *parts[s][:3], n_classes, cfg.eval_batch_size) for s in parts}
         Xt, Lt = parts["test"][:2]
@@ -178,17 +229,18 @@ def run_training(
     timings = {
         "mode": cfg.mode,
         "seed": cfg.seed,
-        "train_seconds": seconds,
+        "train_seconds": seconds / len(group["seeds"]),
         "epoch_seconds": history["seconds"],
         "latency_ms_per_sample": {**latency, "device": "cpu", "threads": threads},
+        "trained_with": group,
     }
-    info = read_info(store_path)
-    data = {  # what geokd predict and export need to prepare new recordings
+    data_info = {  # what geokd predict and export need to prepare new recordings
         "dataset": info.dataset,
         "landmark_names": list(info.landmark_names),
         "class_names": summary["class_names"],
     }
-    model_pt = checkpoint_bytes(model, scfg, cfg, {"inputs": checks, "data": data}, epoch=epoch)
+    extra = {"inputs": checks, "data": data_info}
+    model_pt = checkpoint_bytes(model, scfg, cfg, extra, epoch=epoch)
     side = sidecar_bytes(model_pt, {"format": CHECKPOINT_FORMAT})
     deterministic = {k: v for k, v in history.items() if k != "seconds"}
     write_many(
@@ -200,6 +252,4 @@ def run_training(
             out / "metrics.json": _dump(summary).encode(),
         }
     )
-    if resume is not None:
-        resume.discard()  # the run is complete
     return summary

@@ -150,7 +150,7 @@ def stream_features(
         elif name == "bones":
             parent = torch.tensor([a for a, _ in bones], device=x.device)
             child = torch.tensor([b for _, b in bones], device=x.device)
-            parts.append(j[:, :, child] - j[:, :, parent])  # (B, T, nb, 3)
+            parts.append(j.index_select(2, child) - j.index_select(2, parent))  # (B, T, nb, 3)
         else:
             step = torch.cat([j[:, 1:] - j[:, :-1], torch.zeros_like(j[:, :1])], dim=1)
             has_next = torch.cat([valid[:, 1:], torch.zeros_like(valid[:, :1])], dim=1)

@@ -129,7 +129,10 @@ def padding_mask(lengths: torch.Tensor, n_steps: int) -> torch.Tensor:
 
 
 def augment(
-    X: torch.Tensor, lengths: torch.Tensor, cfg: StudentConfig, generator: torch.Generator
+    X: torch.Tensor,
+    lengths: torch.Tensor,
+    cfg: StudentConfig,
+    generator: torch.Generator | Sequence[torch.Generator],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random training augmentation of a batch; a no-op when every ``augment_*`` is 0.
 
@@ -142,7 +145,10 @@ def augment(
     X : Tensor, shape (B, T, K*3)
     lengths : Tensor of int64, shape (B,)
     cfg : StudentConfig
-    generator : torch.Generator
+    generator : torch.Generator, or a sequence of G of them
+        With G generators the batch is G equal blocks of B / G rows (the members of a
+        batched training) and block ``g`` draws from ``generator[g]`` exactly what a batch of
+        B / G rows draws from one generator.
 
     Returns
     -------
@@ -154,8 +160,14 @@ def augment(
     x = X.reshape(B, T, F // 3, 3)  # (B, T, K, 3)
     valid = ~padding_mask(lengths, T)  # (B, T)
 
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator).to(dev)
+    gens = [generator] if isinstance(generator, torch.Generator) else list(generator)
+    if B % len(gens):
+        raise ValueError(f"{B} rows do not split into {len(gens)} equal blocks")
+
+    def rand(*shape: int) -> torch.Tensor:  # shape[0] == B
+        rest = shape[1:]
+        draws = [torch.rand(B // len(gens), *rest, generator=g) for g in gens]
+        return (draws[0] if len(draws) == 1 else torch.cat(draws)).to(dev)
 
     if cfg.augment_frame_drop > 0:
         keep = (rand(B, T) >= cfg.augment_frame_drop) & valid  # (B, T)
@@ -181,11 +193,11 @@ def augment(
         n_points = (vm.sum(dim=(1, 2, 3)) * x.shape[2]).clamp(min=1)  # (B,)
         centre = (x * vm).sum(dim=(1, 2)) / n_points[:, None]  # (B, 3)
         x = x - centre[:, None, None]
-        if cfg.augment_rotate > 0:
+        if cfg.augment_rotate > 0:  # about y: x' = cos x + sin z, z' = cos z - sin x
             a = math.radians(cfg.augment_rotate) * (2 * rand(B) - 1)  # (B,)
-            cos, sin, zero, one = a.cos(), a.sin(), torch.zeros_like(a), torch.ones_like(a)
-            R = torch.stack([cos, zero, sin, zero, one, zero, -sin, zero, cos], 1).view(B, 3, 3)
-            x = torch.einsum("btkj,bij->btki", x, R.to(x.dtype))  # rotate about y
+            cos, sin = (t.to(x.dtype)[:, None, None] for t in (a.cos(), a.sin()))  # (B, 1, 1)
+            px, py, pz = x.unbind(-1)  # (B, T, K) each
+            x = torch.stack([cos * px + sin * pz, py, cos * pz - sin * px], dim=-1)
         if cfg.augment_scale > 0:
             s = 1 + cfg.augment_scale * (2 * rand(B) - 1)  # (B,)
             x = x * s[:, None, None, None].to(x.dtype)

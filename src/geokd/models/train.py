@@ -1,32 +1,41 @@
 """Training and evaluation of the student: losses, the training loop, predictions.
 
-Losses (per batch, averaged over its samples)
-----------------------------------------------
-* ``"transformer"``: ``CE(z, y)`` (cross-entropy only, weight 1).
-* ``"distilled"``: ``alpha * CE(z, y) + beta * T^2 * KL(P || softmax(z / T))`` with ``P`` the
-  teacher's soft labels used as given (they are already a tempered distribution),
-  ``KL(P || Q) = sum_c P_c (log P_c - log Q_c)`` and ``0 log 0 = 0``.
+Losses (per batch, averaged over its samples): :mod:`geokd.models.losses`.
+
+Batched training
+----------------
+:func:`train_many` trains several students that differ only in their seed at once, as one
+:class:`geokd.models.batched.BatchedStudent` (stacked weights, one forward and backward pass
+for all of them, one :class:`geokd.models.optim.FlatAdam` step); :func:`train` is
+:func:`train_many` with one member. Each member has its own initialisation (exactly that of
+the per-seed loop: the seed's ``torch.manual_seed`` before the model is built), shuffling,
+augmentation and dropout generators, validation rows, best epoch and early stop, so what a
+member learns does not depend on the others of its group: with fixed-length inputs (every
+sequence ``max_frames`` long, e.g. ``resampling: linear``) and one thread, a seed trained in a
+group ends with the bytes it has when trained alone (tested). The per-seed loop that this
+replaced is :func:`geokd.models.train_reference.train_reference` (same recipe; equal in
+distribution, not in bits: its dropout masks come from another stream).
 
 Model selection
 ---------------
 Only a validation set selects: the ``val`` argument of :func:`train` (the split table's ``val``
 split in :func:`run_training`) or, when there is none, a stratified ``val_fraction`` of the
-training set. With a validation set the returned weights are those of the epoch with the best
-validation accuracy (ties: lower validation cross-entropy, then the earlier epoch) and training
-stops after ``patience`` epochs without improvement (0: never). Without one, the model of the
-last epoch is returned. ``eval_sets`` (e.g. test) are logged for the curves and never select.
+training set (per seed). With a validation set the returned weights are those of the epoch
+with the best validation accuracy (ties: lower validation cross-entropy, then the earlier
+epoch) and training stops after ``patience`` epochs without improvement (0: never). Without
+one, the model of the last epoch is returned. ``eval_sets`` (e.g. test) are logged for the
+curves and never select.
 
 Determinism
 -----------
-Inside :func:`train` the global torch RNG is forked and seeded with ``seed`` (initialisation,
-dropout), ``torch.use_deterministic_algorithms(True)`` is on, shuffling and augmentation draw
-from their own seeded ``torch.Generator`` and batches are built in-process; the previous global
-state is restored afterwards. On the CPU the same seed and thread count give identical losses,
-metrics and weights.
+Inside :func:`train_many` the global torch RNG is forked (and restored afterwards),
+``torch.use_deterministic_algorithms(True)`` is on, and every draw comes from the members'
+seeded ``torch.Generator``s; batches are built in-process. On the CPU the same seeds and thread
+count give identical losses, metrics and weights.
 
 Resuming
 --------
-Given a :class:`.resume.ResumePoint`, :func:`train` saves its whole state there every
+Given a :class:`.resume.ResumePoint`, :func:`train_many` saves its whole state there every
 ``resume_every`` epochs and, when a saved state of the same fingerprint is there at the start,
 continues after its epoch instead of starting at epoch 1; the result is the same to the bit
 (:mod:`geokd.models.resume`).
@@ -35,11 +44,10 @@ continues after its epoch instead of starting at epoch 1; the result is the same
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -47,10 +55,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .batched import BatchedStudent, Noise, dropout_generator, generator_state, set_generator_state
 from .config import StudentConfig, TrainConfig
-from .losses import distillation_loss, kd_loss, neighbourhood_loss, rkd_distance_loss
+from .members import Member, fill_memory, log_epoch, member_losses, member_outputs, member_scores
 from .metrics import metrics
-from .resume import ResumePoint, rng_states, set_rng_states
+from .optim import FlatAdam, clip_rows_
+from .resume import ResumePoint
 from .student import SkeletonTransformer, augment
 
 
@@ -127,26 +137,6 @@ def evaluate(model, X, lengths, y, n_classes: int | None = None, batch_size: int
     return result
 
 
-def _log_epoch(epoch: int, epochs: int, first: int, history: dict, has_val: bool) -> None:
-    """One INFO line per epoch (the job's log): loss, validation accuracy where it was
-    evaluated (never the test split's), time so far and the estimated time left."""
-    spent = sum(history["seconds"][-(epoch - first + 1) :])
-    left = spent / (epoch - first + 1) * (epochs - epoch)
-    val = history["eval"].get("val") if has_val else None
-    acc = ""
-    if val and val["epoch"] and val["epoch"][-1] == epoch:
-        acc = f", val accuracy {val['accuracy'][-1]:.4f}"
-    _log.info(
-        "epoch %d/%d: loss %.4f%s, %.1f s, about %.0f s left",
-        epoch,
-        epochs,
-        history["loss"][-1],
-        acc,
-        spent,
-        left,
-    )
-
-
 def _holdout(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Boolean (N,): a stratified random ``fraction`` per class (>= 1 of classes with >= 2)."""
     rng = np.random.default_rng([seed, 1])
@@ -179,49 +169,24 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     ]
 
 
-def _batch_loss(model, xb, lb, yb, idx, cfg: TrainConfig, P, D):
-    """``(total, ce, second term or None)`` of one batch for ``cfg.mode``."""
-    if cfg.mode == "nngk":
-        logp = model(xb, lb, exclude=idx)  # (B, C) log probabilities, own entry left out
-        ce = F.nll_loss(logp, yb)
-        return ce, ce, None
-    logits, emb = model(xb, lb, return_embedding=True)  # (B, C), (B, d)
-    if cfg.mode == "label_smoothing":
-        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-        return loss, F.cross_entropy(logits, yb), None
-    if cfg.mode == "distilled":
-        if cfg.distillation == "paper":
-            return distillation_loss(logits, yb, P, cfg.alpha, cfg.beta, cfg.temperature)
-        return kd_loss(logits, yb, P, cfg.kd_weight)
-    ce = F.cross_entropy(logits, yb)
-    if cfg.mode == "metric":
-        Db = D[idx][:, idx].to(emb.device)  # (B, B)
-        if cfg.metric_loss == "rkd":
-            rel = rkd_distance_loss(emb, Db)
-        else:
-            rel = neighbourhood_loss(emb, Db, cfg.metric_tau)
-        return ce + cfg.metric_weight * rel, ce, rel
-    return ce, ce, None
-
-
-@torch.no_grad()
-def fill_memory(model: SkeletonTransformer, X, L, y, batch_size: int = 256) -> None:
-    """Store every training sample's embedding in the NNGK head (eval mode, no dropout)."""
-    was_training, dev = model.training, next(model.parameters()).device
-    model.eval()
-    for s in range(0, len(y), batch_size):
-        idx = torch.arange(s, min(s + batch_size, len(y)))
-        _, e = model(trim(model, X[idx], L[idx]).to(dev), L[idx].to(dev), return_embedding=True)
-        model.nngk.store(idx.to(dev), e, y[idx].to(dev))
-    model.train(was_training)
+#: sequences per member in one evaluation pass of the batched trainer (small passes reuse the
+#: training steps' buffers; fixed, so a member's scores do not depend on its group)
+EVAL_BATCH = 32
 
 
 def _epoch_finished(epoch: int) -> None:
     """Called after every epoch, once its resumable state is saved (a hook for fault tests)."""
 
 
-def _cpu(state: dict) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in state.items()}
+def _check_members(cfgs: Sequence[TrainConfig]) -> TrainConfig:
+    if not cfgs:
+        raise ValueError("no members to train")
+    cfg = cfgs[0]
+    if any(replace(c, seed=cfg.seed) != cfg for c in cfgs):
+        raise ValueError("the members of a batched training may differ in their seed only")
+    if len({c.seed for c in cfgs}) < len(cfgs):
+        raise ValueError(f"duplicate seeds: {[c.seed for c in cfgs]}")
+    return cfg
 
 
 def train(
@@ -237,7 +202,7 @@ def train(
     teacher_D=None,
     resume: ResumePoint | None = None,
 ) -> tuple[SkeletonTransformer, dict]:
-    """Train a :class:`SkeletonTransformer`.
+    """Train one :class:`SkeletonTransformer`: :func:`train_many` with one member.
 
     Parameters
     ----------
@@ -266,6 +231,34 @@ def train(
         ``eval`` and ``val``: ``{name: {"epoch", "accuracy", "cross_entropy"}}``;
         ``best_epoch``, ``stopped_epoch``, ``selection``, ``n_train``.
     """
+    return train_many(
+        train_X, train_len, train_y, teacher_P, [cfg], student_cfg, eval_sets, val, n_classes,
+        teacher_D, resume,
+    )[0]  # fmt: skip
+
+
+def train_many(
+    train_X,
+    train_len,
+    train_y,
+    teacher_P,
+    cfgs: Sequence[TrainConfig],
+    student_cfg: StudentConfig,
+    eval_sets: dict | None = None,
+    val: tuple | None = None,
+    n_classes: int | None = None,
+    teacher_D=None,
+    resume: ResumePoint | None = None,
+) -> list[tuple[SkeletonTransformer, dict]]:
+    """Train one student per config of ``cfgs`` (configs that differ in their seed only) at
+    once, as one :class:`.batched.BatchedStudent`; arguments as :func:`train`.
+
+    Each member keeps its own initialisation (the seed's, as a single run), shuffling,
+    augmentation and dropout streams, held-out validation rows (``val_fraction``), best epoch
+    and early stop. Returns ``(model, history)`` per config, in order.
+    """
+    cfg = _check_members(cfgs)
+    seeds = [c.seed for c in cfgs]
     y = torch.as_tensor(np.asarray(train_y), dtype=torch.long)
     X, L, eval_sets = torch.as_tensor(train_X), torch.as_tensor(train_len), eval_sets or {}
     P = None
@@ -287,127 +280,150 @@ def train(
     if n_classes is None:
         labels = [y.numpy()] + [np.asarray(s[2]) for s in [*eval_sets.values(), val] if s]
         n_classes = P.shape[1] if P is not None else int(max(a.max() for a in labels)) + 1
-    if val is None and cfg.val_fraction > 0:
-        held = torch.from_numpy(_holdout(y.numpy(), cfg.val_fraction, cfg.seed))
-        val, X, L, y = (X[held], L[held], y[held]), X[~held], L[~held], y[~held]
-        P = None if P is None else P[~held]
-        D = None if D is None else D[~held][:, ~held]
+    G = len(cfgs)
+    if val is None and cfg.val_fraction > 0:  # per member: its own held-out rows
+        held = [_holdout(y.numpy(), cfg.val_fraction, s) for s in seeds]
+        rows = torch.stack([torch.from_numpy(np.flatnonzero(~h)) for h in held])  # (G, N)
+        vrows = torch.stack([torch.from_numpy(np.flatnonzero(h)) for h in held])  # (G, Nv)
+        val = (X[vrows], L[vrows], y[vrows])
+    else:
+        rows = torch.arange(len(y)).expand(G, len(y))
+        val = None if val is None else tuple(torch.as_tensor(np.asarray(v)) for v in val)
+    N = rows.shape[1]
     dev = resolve_device(cfg.device)
     if val is not None and "val" in eval_sets:
         raise ValueError("eval_sets may not use the name 'val' when a val set is given")
-    history: dict = {k: [] for k in ("epoch", "loss", "ce", "kl", "lr", "seconds")}
-    names = [*eval_sets, *(["val"] if val else [])]
-    history["eval"] = {n: {"epoch": [], "accuracy": [], "cross_entropy": []} for n in names}
-    history.update(best_epoch=None, stopped_epoch=None, n_train=len(y))
-    history["selection"] = "best val accuracy" if val else "last epoch"
+    eval_sets = {k: tuple(torch.as_tensor(np.asarray(v)) for v in s) for k, s in eval_sets.items()}
+    names = [*eval_sets, *(["val"] if val is not None else [])]
+    members = [Member(names, N, val is not None) for _ in cfgs]
     augmenting = any(
         getattr(student_cfg, f"augment_{a}") > 0
         for a in ("rotate", "scale", "time_warp", "frame_drop")
     )
     with _deterministic(cfg):
-        n_memory = len(y) if student_cfg.head == "nngk" else 0
-        model = SkeletonTransformer(X.shape[2], n_classes, student_cfg, n_memory).to(dev)
-        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        opt = opt_cls(param_groups(model, cfg), lr=cfg.lr)
-        steps = math.ceil(len(y) / cfg.batch_size)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg, steps))
-        seeds = np.random.SeedSequence(cfg.seed).generate_state(2)
-        g_shuffle = torch.Generator().manual_seed(int(seeds[0]))
-        g_aug = torch.Generator().manual_seed(int(seeds[1]))
-        best, best_state, waited, first = None, None, 0, 1
+        n_memory = N if student_cfg.head == "nngk" else 0
+        singles = []
+        for s in seeds:  # each member initialised as a single run of its seed
+            torch.manual_seed(s)
+            singles.append(SkeletonTransformer(X.shape[2], n_classes, student_cfg, n_memory))
+        model = BatchedStudent(singles).to(dev)
+        del singles
+        n_decayed = model.flat.shape[1] if cfg.decay_norms_biases else model.n_matrix_columns
+        opt = FlatAdam(model.flat, n_decayed, cfg.weight_decay, cfg.optimizer == "adamw")
+        steps = math.ceil(N / cfg.batch_size)
+        streams = [np.random.SeedSequence(s).generate_state(3) for s in seeds]
+        g_shuffle, g_aug = (
+            [torch.Generator().manual_seed(int(st[i])) for st in streams] for i in range(2)
+        )
+        g_drop = [dropout_generator(st[2]) for st in streams]
+        first, step = 1, 0
         saved = resume.load(cfg.epochs) if resume is not None else None
         if saved is not None:
-            model.load_state_dict(saved["model"])
+            model.flat.copy_(saved["flat"])
             opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            set_rng_states(saved["rng"])
-            g_shuffle.set_state(saved["rng"]["shuffle"])
-            g_aug.set_state(saved["rng"]["augment"])
-            loop = saved["loop"]
-            history, best, best_state, waited = (
-                loop["history"],
-                loop["best"],
-                loop["best_state"],
-                loop["waited"],
-            )
-            best = None if best is None else tuple(best)
-            first = saved["epoch"] + 1
-        bar = tqdm(
-            range(first, cfg.epochs + 1),
-            initial=first - 1,
-            total=cfg.epochs,
-            disable=None if cfg.progress else True,
-            unit="ep",
-        )
+            for gens, key in ((g_shuffle, "shuffle"), (g_aug, "augment")):
+                for gen, st in zip(gens, saved["rng"][key], strict=True):
+                    gen.set_state(st)
+            for gen, st in zip(g_drop, saved["rng"]["dropout"], strict=True):
+                set_generator_state(gen, st)
+            for m, st in zip(members, saved["members"], strict=True):
+                m.load(st)
+            first, step = saved["epoch"] + 1, int(saved["step"])
+        Xd, Ld, yd = X.to(dev), L.to(dev), y.to(dev)
+        Pd = None if P is None else P.to(dev)
+        Dd = None if D is None else D.to(dev)
+        rows_d = rows.to(dev)
+        bar = tqdm(range(first, cfg.epochs + 1), initial=first - 1, total=cfg.epochs,
+                   disable=None if cfg.progress else True, unit="ep")  # fmt: skip
+        epoch = first - 1
         for epoch in bar:
-            t0, sums = time.perf_counter(), np.zeros(3)
-            if model.nngk is not None:
-                fill_memory(model, X, L, y, cfg.eval_batch_size)  # this epoch's neighbours
+            t0, sums = time.perf_counter(), torch.zeros(G, 3)
+            if model.has_nngk:
+                fill_memory(model, X, L, y, rows, EVAL_BATCH, dev)
             model.train()
-            order = torch.randperm(len(y), generator=g_shuffle) if cfg.shuffle else None
-            for s in range(0, len(y), cfg.batch_size):
-                idx = torch.arange(s, min(s + cfg.batch_size, len(y)))
-                idx = order[idx] if order is not None else idx
-                xb, lb = X[idx], L[idx]  # (B, T, K*3), (B,)
+            if cfg.shuffle:
+                order = torch.stack([torch.randperm(N, generator=g) for g in g_shuffle])
+            else:
+                order = torch.arange(N).expand(G, N)
+            order = order.to(dev)
+            for s in range(0, N, cfg.batch_size):
+                pos = order[:, s : s + cfg.batch_size]  # (G, B) positions in members' rows
+                src = torch.gather(rows_d, 1, pos)  # (G, B) rows of X
+                B = pos.shape[1]
+                xb, lb = Xd[src], Ld[src]  # (G, B, T, K*3), (G, B)
                 if augmenting:
-                    xb, lb = augment(xb, lb, student_cfg, g_aug)
-                pb = None if P is None else P[idx].to(dev)
-                xb = trim(model, xb, lb).to(dev)
-                loss, ce, kl = _batch_loss(model, xb, lb.to(dev), y[idx].to(dev), idx, cfg, pb, D)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
+                    xb, lb = augment(xb.reshape(G * B, *xb.shape[2:]), lb.reshape(-1),
+                                     student_cfg, g_aug)  # fmt: skip
+                    xb, lb = xb.view(G, B, *xb.shape[1:]), lb.view(G, B)
+                if student_cfg.padding_mask:
+                    xb = xb[:, :, : int(lb.max())]
+                pb = None if Pd is None else Pd[src]
+                db = None if Dd is None else Dd[src[:, :, None], src[:, None, :]]  # (G, B, B)
+                noise = Noise(g_drop, student_cfg.dropout) if student_cfg.dropout > 0 else None
+                loss, ce, kl = member_losses(model, xb, lb, yd[src], pos, cfg, pb, db, noise)
+                model.zero_grad()
+                loss.sum().backward()
+                grad = model.grad_flat()
                 if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                sched.step()
-                parts = [loss.item(), ce.item(), kl.item() if kl is not None else 0.0]
-                sums += len(idx) * np.array(parts)
-            mean = sums / len(y)
-            history["epoch"].append(epoch)
-            history["loss"].append(float(mean[0]))
-            history["ce"].append(float(mean[1]))
-            history["kl"].append(float(mean[2]) if P is not None or D is not None else None)
-            history["lr"].append(float(sched.get_last_lr()[0]))
-            stop = False
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                    clip_rows_(grad, cfg.grad_clip)
+                opt.step(grad, cfg.lr * _lr_factor(step, cfg, steps))
+                step += 1
+                parts = [loss, ce, kl if kl is not None else torch.zeros_like(loss)]
+                sums += B * torch.stack(parts, dim=1).detach().cpu().double()
+            seconds = time.perf_counter() - t0
+            mean = (sums / N).tolist()
+            lr = cfg.lr * _lr_factor(step, cfg, steps)
+            evaluating = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+            scores = {}
+            if evaluating:
                 for name, (ex, el, ey) in [*eval_sets.items(), *([("val", val)] if val else [])]:
-                    r = evaluate(model, ex, el, ey, n_classes, cfg.eval_batch_size)
-                    log = history["eval"][name]
+                    logits = member_outputs(model, ex, el, EVAL_BATCH, dev)
+                    scores[name] = member_scores(logits, ey, n_classes)
+            for g, m in enumerate(members):
+                if m.stopped:
+                    continue
+                h = m.history
+                h["epoch"].append(epoch)
+                h["loss"].append(float(mean[g][0]))
+                h["ce"].append(float(mean[g][1]))
+                h["kl"].append(float(mean[g][2]) if P is not None or D is not None else None)
+                h["lr"].append(float(lr))
+                for name, per in scores.items():
+                    log = h["eval"][name]
                     log["epoch"].append(epoch)
-                    log["accuracy"].append(r["accuracy"])
-                    log["cross_entropy"].append(r["cross_entropy"])
-                if val:  # r is the val result (evaluated last)
-                    score = (r["accuracy"], -r["cross_entropy"])
-                    if best is None or score > best:
-                        best, waited, history["best_epoch"] = score, 0, epoch
-                        best_state = copy.deepcopy(model.state_dict())
+                    log["accuracy"].append(per[g][0])
+                    log["cross_entropy"].append(per[g][1])
+                if evaluating and val is not None:
+                    acc, ce_val = scores["val"][g]
+                    if m.best is None or (acc, -ce_val) > m.best:
+                        m.best, m.waited, h["best_epoch"] = (acc, -ce_val), 0, epoch
+                        m.best_row = model.flat[g].detach().cpu().clone()
                     else:
-                        waited += cfg.eval_every
-                        stop = cfg.patience > 0 and waited >= cfg.patience
-            history["seconds"].append(time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{mean[0]:.4f}")
-            _log_epoch(epoch, cfg.epochs, first, history, val is not None)
-            if resume is not None and not stop and resume.due(epoch, cfg.epochs):
-                rng = {**rng_states(dev), "shuffle": g_shuffle.get_state()}
-                rng["augment"] = g_aug.get_state()
-                loop = {"history": history, "best": best, "waited": waited}
-                loop["best_state"] = None if best_state is None else _cpu(best_state)
-                resume.save(
-                    epoch,
-                    {
-                        "model": _cpu(model.state_dict()),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "rng": rng,
-                        "loop": loop,
-                    },
-                )
+                        m.waited += cfg.eval_every
+                        m.stopped = cfg.patience > 0 and m.waited >= cfg.patience
+                h["seconds"].append(seconds)
+                h["stopped_epoch"] = epoch
+            bar.set_postfix(loss=f"{mean[0][0]:.4f}")
+            log_epoch(epoch, cfg.epochs, first, members, val is not None)
+            done = all(m.stopped for m in members)
+            if resume is not None and not done and resume.due(epoch, cfg.epochs):
+                resume.save(epoch, {
+                    "flat": model.flat.detach().cpu().clone(),
+                    "optimizer": {k: v.cpu() if torch.is_tensor(v) else v
+                                  for k, v in opt.state_dict().items()},
+                    "rng": {"shuffle": [g.get_state() for g in g_shuffle],
+                            "augment": [g.get_state() for g in g_aug],
+                            "dropout": [generator_state(g) for g in g_drop]},
+                    "members": [m.state() for m in members],
+                    "step": step,
+                })  # fmt: skip
             _epoch_finished(epoch)
-            if stop:
+            if done:
                 break
-        history["stopped_epoch"] = epoch
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        if model.nngk is not None:
-            fill_memory(model, X, L, y, cfg.eval_batch_size)  # the final model's embeddings
-    return model.eval(), history
+        with torch.no_grad():
+            for g, m in enumerate(members):
+                if m.best_row is not None:
+                    model.flat[g].copy_(m.best_row.to(dev))
+        if model.has_nngk:  # the final models' embeddings
+            fill_memory(model, X, L, y, rows, EVAL_BATCH, dev)
+        return [(model.member(g).to(dev), m.history) for g, m in enumerate(members)]
