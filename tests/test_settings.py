@@ -17,9 +17,9 @@ import yaml
 
 from geokd.data.signum_synthetic import SignumSyntheticConfig
 from geokd.data.synthetic import SyntheticConfig
+from geokd.jobs import JOB_FIELDS, job_settings
 from geokd.models.config import StudentConfig, TrainConfig
 from geokd.settings import (
-    JOB_FIELDS,
     DatasetSettings,
     DistanceSettings,
     IngestSettings,
@@ -29,7 +29,6 @@ from geokd.settings import (
     SoftmaxSettings,
     TeacherSettings,
     TrainingSettings,
-    job_settings,
     read_settings_file,
     resolve,
     resolve_all,

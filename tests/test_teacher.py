@@ -77,7 +77,7 @@ def test_softmax_rows_are_distributions():
 
 def test_published_mode_matches_the_original_formula():
     D, y = random_problem(1)
-    P = softmax_teacher(D, y, 4, exclude_self=False, normalise="minmax")
+    P = softmax_teacher(D, y, 4, temperature=3.0, exclude_self=False, normalise="minmax")
     np.testing.assert_allclose(P, original_teacher(D, y, 4), rtol=1e-12, atol=1e-15)
     P5 = softmax_teacher(D, y, 4, temperature=0.5, exclude_self=False, normalise="minmax")
     np.testing.assert_allclose(P5, original_teacher(D, y, 4, T=0.5), rtol=1e-12, atol=1e-15)
@@ -104,7 +104,7 @@ def test_self_excluded_equals_literal_leave_one_out():
         w = {j: math.exp(-((D[i, j] - lo) / (hi - lo)) / 3.0) for j in range(10) if j != i}
         sums = [sum(v for j, v in w.items() if y[j] == c) for c in range(3)]
         expected.append([s / sum(sums) for s in sums])
-    np.testing.assert_allclose(softmax_teacher(D, y, 3), expected, rtol=1e-12)
+    np.testing.assert_allclose(softmax_teacher(D, y, 3, temperature=3.0), expected, rtol=1e-12)
 
 
 def test_temperature_limits():

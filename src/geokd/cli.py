@@ -13,9 +13,16 @@ import dataclasses
 import logging
 import sys
 
-from . import __version__, commands, lifeline
+from . import __version__, commands, jobs, lifeline
 from .errors import InputError
 from .models.config import MODES
+
+
+def _default(job: type, name: str, **context) -> str:
+    """A job setting's default, for the help text (the dataclasses hold the only defaults)."""
+    value = getattr(job.defaults(**context), name)
+    return "off" if value is None else str(value)
+
 
 SETTINGS_HELP = "JSON file of this step's settings (the workflow writes one per job)"
 
@@ -56,13 +63,15 @@ def _signum_parsers(sub, isub) -> None:
         "--landmarks",
         choices=sorted(SUBSETS),
         default=None,
-        help="landmark subset to store (default both_hands: 42)",
+        help="landmark subset to store (default "
+        f"{_default(jobs.IngestJob, 'landmarks', source='signum')})",
     )
     sig.add_argument(
         "--missing-landmarks",
         choices=MISSING_POLICIES,
         default=None,
-        help="NaN (undetected) landmarks: refuse the sample, or store 0",
+        help="NaN (undetected) landmarks: refuse the sample, or store 0 (default "
+        f"{_default(jobs.IngestJob, 'missing_landmarks', source='signum')})",
     )
     sig.add_argument("--dataset", help="dataset name in the store (default signum)")
     sig.add_argument("--n-signs", type=int, help=f"sign ids are 1..N (default {N_SIGNS})")
@@ -101,16 +110,27 @@ def _signum_parsers(sub, isub) -> None:
 def _matrix_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query", default="test", help="query split (rows), default test")
     parser.add_argument("--reference", default="train", help="reference split (columns)")
-    parser.add_argument("--metric", help="frame cost (default procrustes)")
-    parser.add_argument("--window", type=int, default=None, help="Sakoe-Chiba band (default off)")
+    parser.add_argument(
+        "--metric", help=f"frame cost (default {_default(jobs.DistanceJob, 'metric')})"
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help=f"Sakoe-Chiba band (default {_default(jobs.DistanceJob, 'window')})",
+    )
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a metric parameter"
     )
-    parser.add_argument("--block-size", type=_positive_int, help="rows/columns per block (>= 1)")
+    parser.add_argument(
+        "--block-size",
+        type=_positive_int,
+        help=f"rows/columns per block (default {_default(jobs.DistanceJob, 'block_size')})",
+    )
     parser.add_argument(
         "--precision",
         choices=("float64", "float32"),
-        help="precision of the frame costs (default float64)",
+        help=f"precision of the frame costs (default {_default(jobs.DistanceJob, 'precision')})",
     )
     _settings_option(parser)
 
@@ -156,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--layout",
         choices=("natural", "reshape"),
         default=None,
-        help="natural frames (default), or the original code's reshape-scrambled frames "
-        "padded to 125 (paper-notes defect 2; for 'as published' runs only)",
+        help="natural frames, or the original code's reshape-scrambled frames padded to 125 "
+        "(paper-notes defect 2; for 'as published' runs only; default "
+        f"{_default(jobs.IngestJob, 'layout', source='utd_mhad')})",
     )
     _settings_option(utd)
     utd.set_defaults(func=commands.ingest_utd)
@@ -188,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     block.add_argument(
         "--backend",
         choices=("cpu", "torch", "cuda", "auto"),
-        help="distance kernel (default cpu; auto: cuda where a GPU is visible)",
+        help=f"distance kernel (default {_default(jobs.DistanceJob, 'backend')}; auto: cuda "
+        "where a GPU is visible)",
     )
     _matrix_options(block)
     block.set_defaults(func=commands.distances_block)
@@ -205,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("split", help="split table (TSV)")
     teacher.add_argument("out", help="output soft labels (Parquet)")
     teacher.add_argument("diagnostics", help="output diagnostics (JSON)")
-    teacher.add_argument("--method", choices=["softmax", "nngk"], help="default softmax")
+    teacher.add_argument(
+        "--method",
+        choices=["softmax", "nngk"],
+        help=f"soft-label method (default {_default(jobs.TeacherJob, 'method')}); its "
+        "parameters come from --settings or the config's defaults",
+    )
     _settings_option(teacher)
     teacher.set_defaults(func=commands.teacher)
 
@@ -213,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     knn.add_argument("matrix", help="test x train distance matrix (.npy with sidecar)")
     knn.add_argument("split", help="split table (TSV)")
     knn.add_argument("out", help="output JSON")
-    knn.add_argument("--k-max", type=_positive_int, help="largest k (default 30)")
+    knn.add_argument(
+        "--k-max", type=_positive_int, help=f"largest k (default {_default(jobs.KnnJob, 'k_max')})"
+    )
     _settings_option(knn)
     knn.set_defaults(func=commands.knn)
 
@@ -221,8 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     lat.add_argument("store", help="Parquet sequence store")
     lat.add_argument("split", help="split table (TSV)")
     lat.add_argument("out", help="output JSON")
-    lat.add_argument("--metric", help="frame cost (default procrustes)")
-    lat.add_argument("--n-queries", type=_positive_int, help="test queries to time (default 5)")
+    lat.add_argument(
+        "--metric", help=f"frame cost (default {_default(jobs.KnnLatencyJob, 'metric')})"
+    )
+    lat.add_argument(
+        "--n-queries",
+        type=_positive_int,
+        help=f"test queries to time (default {_default(jobs.KnnLatencyJob, 'n_queries')})",
+    )
     lat.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     _settings_option(lat)
     lat.set_defaults(func=commands.knn_latency)

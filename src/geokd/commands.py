@@ -1,8 +1,9 @@
 """The steps behind the ``geokd`` subcommands (:mod:`geokd.cli` parses, these run).
 
-Every step reads its settings the same way: a ``--settings FILE`` (JSON, the job's slice of
-the config, :func:`geokd.settings.job_settings`) as the base, then any explicit command-line
-option on top. Defaults come from :mod:`geokd.settings` and the configs' dataclasses only.
+Every step reads its settings the same way: its job's typed dataclass (:mod:`geokd.jobs`)
+from a ``--settings FILE`` (the job's slice of the config, :func:`geokd.settings.job_settings`)
+or, without one, from the config sections' defaults; then any explicit command-line option on
+top (:func:`geokd.jobs.load`). No default is written here.
 """
 
 from __future__ import annotations
@@ -12,26 +13,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from . import jobs
 from .errors import InputError
-from .settings import (
-    JOB_FIELDS,
-    NngkSettings,
-    SettingsError,
-    SoftmaxSettings,
-    build,
-    read_settings_file,
-)
-
-
-def settings_of(args: argparse.Namespace) -> dict:
-    """The ``--settings`` file's object, or {} without one."""
-    return read_settings_file(args.settings) if getattr(args, "settings", None) else {}
-
-
-def _pick(args: argparse.Namespace, values: dict, name: str, default=None):
-    """An explicit option ``name`` if given, else ``values[name]``, else ``default``."""
-    given = getattr(args, name, None)
-    return given if given is not None else values.get(name, default)
+from .settings import SettingsError, build
 
 
 def _say(message: str) -> None:
@@ -41,14 +25,14 @@ def _say(message: str) -> None:
 def ingest_utd(args: argparse.Namespace) -> None:
     from .data.utd_mhad import ingest
 
-    s = settings_of(args)
+    job = jobs.load(jobs.IngestJob, args, source="utd_mhad")
     n, rejected = ingest(
         args.raw_dir,
         args.out,
-        skip_bad=bool(_pick(args, s, "skip_bad", False)),
+        skip_bad=job.skip_bad,
         rejected_out=args.rejected,
-        layout=_pick(args, s, "layout", "natural"),
-        allow_duplicates=bool(_pick(args, s, "allow_duplicates", False)),
+        layout=job.layout,
+        allow_duplicates=job.allow_duplicates,
     )
     _say(f"wrote {n} sequences to {args.out}; {len(rejected)} file(s) rejected")
 
@@ -62,9 +46,8 @@ def _dataclass_options(args: argparse.Namespace, cls: type, base: dict, key: str
 def ingest_synthetic(args: argparse.Namespace) -> None:
     from .data.synthetic import SyntheticConfig, write_synthetic
 
-    cfg = _dataclass_options(
-        args, SyntheticConfig, settings_of(args).get("synthetic", {}), "synthetic"
-    )
+    job = jobs.load(jobs.IngestJob, args, source="synthetic")
+    cfg = _dataclass_options(args, SyntheticConfig, dataclasses.asdict(job.synthetic), "synthetic")
     write_synthetic(args.out, cfg)
     _say(f"wrote synthetic dataset to {args.out} ({cfg})")
 
@@ -72,19 +55,19 @@ def ingest_synthetic(args: argparse.Namespace) -> None:
 def ingest_signum(args: argparse.Namespace) -> None:
     from .data.signum import N_SIGNERS, N_SIGNS, ingest
 
-    s = settings_of(args)
+    job = jobs.load(jobs.IngestJob, args, source="signum")
     n, rejected = ingest(
         args.manifest,
         args.out,
-        landmarks=_pick(args, s, "landmarks", "both_hands"),
-        missing=_pick(args, s, "missing_landmarks", "reject"),
-        skip_bad=bool(_pick(args, s, "skip_bad", False)),
+        landmarks=job.landmarks,
+        missing=job.missing_landmarks,
+        skip_bad=job.skip_bad,
         rejected_out=args.rejected,
         dataset=args.dataset or "signum",
         n_signs=args.n_signs or N_SIGNS,
         n_signers=args.n_signers or N_SIGNERS,
-        allow_duplicates=bool(_pick(args, s, "allow_duplicates", False)),
-        allow_outside_paths=bool(_pick(args, s, "allow_outside_paths", False)),
+        allow_duplicates=job.allow_duplicates,
+        allow_outside_paths=job.allow_outside_paths,
     )
     _say(f"wrote {n} sequences to {args.out}; {len(rejected)} sample(s) rejected")
 
@@ -92,7 +75,7 @@ def ingest_signum(args: argparse.Namespace) -> None:
 def synthetic_signum(args: argparse.Namespace) -> None:
     from .data.signum_synthetic import SignumSyntheticConfig, write_synthetic_signum
 
-    base = settings_of(args).get("synthetic_signum", {})
+    base = dataclasses.asdict(jobs.load(jobs.SyntheticSignumJob, args).synthetic_signum)
     cfg = _dataclass_options(args, SignumSyntheticConfig, base, "synthetic_signum")
     manifest = write_synthetic_signum(args.out_dir, cfg)
     _say(f"wrote synthetic SIGNUM-format set to {manifest} ({cfg})")
@@ -101,7 +84,7 @@ def synthetic_signum(args: argparse.Namespace) -> None:
 def split(args: argparse.Namespace) -> None:
     from .data.splits import write_split
 
-    protocol = dict(settings_of(args).get("protocol", {}))
+    protocol = dict(jobs.load(jobs.SplitJob, args).protocol)
     for name in ("train", "val", "test"):
         if getattr(args, name):
             protocol[name] = getattr(args, name)
@@ -116,36 +99,32 @@ def split(args: argparse.Namespace) -> None:
 def _matrix_spec(args: argparse.Namespace):
     from .distances.shards import MatrixSpec
 
-    s = settings_of(args)
-    params = dict(s.get("metric_params") or {})
+    job = jobs.load(jobs.DistanceJob, args, metric=args.metric)
+    params = dict(job.metric_params)
     for item in args.param or []:
         key, _, value = item.partition("=")
         try:
             params[key] = float(value)
         except ValueError:
             raise InputError(item, "expected --param NAME=NUMBER") from None
-    block_size = _pick(args, s, "block_size")
-    if block_size is None:
-        raise InputError("--block-size", "missing (give --settings or the option)")
-    spec = MatrixSpec(
-        args.query,
-        args.reference,
-        _pick(args, s, "metric", "procrustes"),
-        _pick(args, s, "window"),
-        params,
-        _pick(args, s, "precision", "float64"),
-    )
-    return spec, int(block_size)
+    spec = MatrixSpec(args.query, args.reference, job.metric, job.window, params, job.precision)
+    return spec, job
 
 
 def distances_block(args: argparse.Namespace) -> None:
     from .distances.shards import compute_block
 
-    spec, block_size = _matrix_spec(args)
+    spec, job = _matrix_spec(args)
     block = tuple(args.block)
-    backend = _pick(args, settings_of(args), "backend", "cpu")
     compute_block(
-        args.store, args.split, args.out, spec, block, block_size, args.threads, backend=backend
+        args.store,
+        args.split,
+        args.out,
+        spec,
+        block,
+        job.block_size,
+        args.threads,
+        backend=job.backend,
     )
     _say(f"wrote block {block} of {spec} to {args.out}")
 
@@ -154,8 +133,10 @@ def distances_assemble(args: argparse.Namespace) -> None:
     from .checksum import sha256_file
     from .distances.shards import assemble
 
-    spec, block_size = _matrix_spec(args)
-    matrix = assemble(args.split, args.blocks, args.out, spec, block_size, sha256_file(args.store))
+    spec, job = _matrix_spec(args)
+    matrix = assemble(
+        args.split, args.blocks, args.out, spec, job.block_size, sha256_file(args.store)
+    )
     _say(f"wrote {matrix.shape} matrix to {args.out}")
 
 
@@ -163,13 +144,11 @@ def teacher(args: argparse.Namespace) -> None:
     from .jsonfile import write_json
     from .models.teacher import make_soft_labels
 
-    s = settings_of(args)
-    method = _pick(args, s, "method", "softmax")
-    cls = {"softmax": SoftmaxSettings, "nngk": NngkSettings}.get(method)
-    if cls is None:
-        raise SettingsError("method", f"unknown teacher method {method!r}")
-    params = dataclasses.asdict(build(cls, {k: v for k, v in s.items() if k != "method"}, method))
-    result = make_soft_labels(args.matrix, args.split, args.out, method, **params)
+    job = jobs.load(jobs.TeacherJob, args, method=args.method)
+    if args.method is not None and args.settings and job.method != args.method:
+        raise InputError("--method", f"{args.method}, but the settings file says {job.method}")
+    params = dataclasses.asdict(job.params)
+    result = make_soft_labels(args.matrix, args.split, args.out, job.method, **params)
     write_json(args.diagnostics, result)
     _say(f"wrote {args.out}: LOO accuracy {result['accuracy']:.3f}")
 
@@ -177,7 +156,7 @@ def teacher(args: argparse.Namespace) -> None:
 def knn(args: argparse.Namespace) -> None:
     from .models.knn import run_knn
 
-    k_max = int(_pick(args, settings_of(args), "k_max", 30))
+    k_max = jobs.load(jobs.KnnJob, args).k_max
     if k_max < 1:
         raise SettingsError("k_max", f"must be >= 1, got {k_max}")
     result = run_knn(args.matrix, args.split, args.out, range(1, k_max + 1))
@@ -187,16 +166,16 @@ def knn(args: argparse.Namespace) -> None:
 def knn_latency(args: argparse.Namespace) -> None:
     from .models.knn import knn_latency as measure
 
-    s = settings_of(args)
-    extra = dict(s.get("metric_params") or {})
-    if s.get("window") is not None:
-        extra["window"] = s["window"]
+    job = jobs.load(jobs.KnnLatencyJob, args, metric=args.metric)
+    extra = dict(job.metric_params)
+    if job.window is not None:
+        extra["window"] = job.window
     result = measure(
         args.store,
         args.split,
         args.out,
-        metric=_pick(args, s, "metric", "procrustes"),
-        n_queries=int(_pick(args, s, "n_queries", 5)),
+        metric=job.metric,
+        n_queries=job.n_queries,
         n_jobs=args.threads,
         **extra,
     )
@@ -204,19 +183,10 @@ def knn_latency(args: argparse.Namespace) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
-    from .models.config import StudentConfig, TrainConfig
     from .models.runs import run_trainings
 
-    s = settings_of(args)
-    if unknown := sorted(set(s) - {"train", "student"}):
-        raise SettingsError(f"{args.settings}: {unknown[0]}", "unknown section: use train, student")
-    train_values = dict(s.get("train") or {})
-    if given := sorted(set(train_values) & set(JOB_FIELDS)):
-        raise SettingsError(f"train.{given[0]}", "set by the command line, not a setting")
-    tcfg = build(
-        TrainConfig, {**train_values, "progress": False, "num_threads": args.threads}, "train"
-    )
-    scfg = build(StudentConfig, s.get("student") or {}, "student")
+    job = jobs.load(jobs.TrainJob, args, model=args.mode)
+    tcfg = dataclasses.replace(job.train, progress=False, num_threads=args.threads)
     if len(args.out_dir) != len(args.seed):
         raise InputError("--seed", f"{len(args.seed)} seed(s) for {len(args.out_dir)} folder(s)")
     results = run_trainings(
@@ -227,7 +197,7 @@ def train(args: argparse.Namespace) -> None:
         args.mode,
         args.seed,
         tcfg,
-        scfg,
+        job.student,
         distances_path=args.distances,
     )
     for seed, result in zip(args.seed, results, strict=True):
@@ -293,7 +263,7 @@ def summarize(args: argparse.Namespace) -> None:
         runs=args.run,
         latency=args.latency,
         store=args.store,
-        config=settings_of(args),
+        config=jobs.load(jobs.SummaryJob, args).sections,
         dataset=args.dataset,
         protocol=args.protocol,
         run_timings=args.run_timings,

@@ -8,7 +8,8 @@ defaults, and the checks that need several keys at once (a subject in two splits
 dataset does not have, ``n_heads`` not dividing ``d_model``, a NNGK ``k`` not smaller than the
 training set). A bad value raises :class:`SettingsError` naming its key path.
 
-Every workflow job gets the slice of the settings it uses (:func:`job_settings`) in a small
+Every workflow job gets the slice of the settings it uses (:func:`geokd.jobs.job_settings`,
+its typed job dataclass) in a small
 content-addressed JSON file (:func:`write_settings_file`), passed as ``--settings FILE``: the
 printed command carries no config, and a change of a setting changes the file name, hence
 the job's params, so Snakemake reruns exactly the jobs it shapes.
@@ -30,16 +31,22 @@ from .data.signum import N_SIGNERS
 from .data.signum_synthetic import SignumSyntheticConfig
 from .data.skeleton import UTD_MHAD_ACTIONS
 from .data.synthetic import SyntheticConfig
+from .distances.config import DistanceConfig
 from .errors import InputError
 from .jsonfile import json_text
-from .models.config import MODE_FIELDS, MODES, StudentConfig, TrainConfig
+from .models.config import (
+    JOB_FIELDS,
+    MODES,
+    NngkSettings,
+    SoftmaxSettings,
+    StudentConfig,
+    TrainConfig,
+)
 
 #: UTD-MHAD: 8 subjects, 4 trials of each action (861 usable sequences)
 UTD_MHAD_SUBJECTS = 8
 UTD_MHAD_TRIALS = 4
 MODELS = MODES
-#: TrainConfig fields that are not settings: the job sets them (seed, loss, threads, no bar)
-JOB_FIELDS = ("seed", "mode", "num_threads", "progress")
 METRICS = ("procrustes", "paper", "euclidean", "hand")
 
 
@@ -64,35 +71,13 @@ class IngestSettings:
 
 
 @dataclass
-class DistanceSettings:
-    """``distances``: frame costs to compute, rows/columns per block (one job each), the
-    Sakoe-Chiba band (None: off) and per-metric parameters (``hand``: s1, s2, s3, delta)."""
+class DistanceSettings(DistanceConfig):
+    """``distances``: frame costs to compute and per-metric parameters (``hand``: s1, s2, s3,
+    delta), and the kernel's settings (:class:`geokd.distances.config.DistanceConfig`: rows and
+    columns per block, one job each, the Sakoe-Chiba band, backend, precision)."""
 
     metrics: list[str] = field(default_factory=lambda: ["procrustes"])
-    block_size: int = 64
-    window: int | None = None
     metric_params: dict[str, dict[str, float]] = field(default_factory=dict)
-    backend: str = "cpu"
-    precision: str = "float64"
-
-
-@dataclass
-class SoftmaxSettings:
-    """``teacher.softmax``: :func:`geokd.models.teacher.softmax_teacher`'s parameters."""
-
-    temperature: float = 0.02
-    exclude_self: bool = True
-    normalise: str = "minmax_offdiag"
-
-
-@dataclass
-class NngkSettings:
-    """``teacher.nngk``: :func:`geokd.models.teacher.nngk_teacher`'s parameters."""
-
-    k: int = 5
-    sigma: float | None = None
-    floor: float = 1e-3
-    exclude_self: bool = True
 
 
 @dataclass
@@ -367,68 +352,6 @@ def train_groups(settings: dict[str, Settings]) -> dict[tuple[int, ...], list[st
 def resolve_all(config: dict) -> dict[str, Settings]:
     """:func:`resolve` for every dataset, in config order."""
     return {name: resolve(config, name) for name in config.get("datasets") or {}}
-
-
-def job_settings(s: Settings, job: str, **wildcards) -> dict:
-    """The slice of ``s`` that the workflow job family ``job`` uses (JSON-ready).
-
-    Only what shapes a job's outputs is in its slice, so a changed setting reruns exactly
-    the jobs it shapes (e.g. a new seed does not rerun the other seeds).
-    """
-    asdict = dataclasses.asdict
-    d = s.dataset
-    if job == "ingest":
-        out = {"source": d.source, "skip_bad": s.ingest.skip_bad}
-        if d.source in ("utd_mhad", "signum"):
-            out["allow_duplicates"] = s.ingest.allow_duplicates
-        if d.source == "signum":
-            out["allow_outside_paths"] = s.ingest.allow_outside_paths
-        if d.source == "synthetic":
-            cfg = dataclasses.replace(d.synthetic or SyntheticConfig(), dataset=s.name)
-            out["synthetic"] = asdict(cfg)
-        elif d.source == "utd_mhad":
-            out["layout"] = d.layout
-        else:
-            out |= {"landmarks": d.landmarks, "missing_landmarks": d.missing_landmarks}
-        return out
-    if job == "synthetic_signum":
-        return {"synthetic_signum": asdict(d.synthetic_signum or SignumSyntheticConfig())}
-    if job == "split":
-        return {"protocol": d.protocols[wildcards["protocol"]]}
-    if job == "distances":
-        metric = wildcards["metric"]
-        return {
-            "metric": metric,
-            "block_size": s.distances.block_size,
-            "window": s.distances.window,
-            "metric_params": s.distances.metric_params.get(metric, {}),
-            "backend": s.distances.backend,
-            "precision": s.distances.precision,
-        }
-    if job == "teacher":
-        return {"method": wildcards["method"], **asdict(getattr(s.teacher, wildcards["method"]))}
-    if job == "knn":
-        return {"k_max": s.knn.k_max}
-    if job == "knn_latency":
-        metric = wildcards["metric"]
-        return {
-            "metric": metric,
-            "n_queries": s.knn.latency_queries,
-            "window": s.distances.window,
-            "metric_params": s.distances.metric_params.get(metric, {}),
-        }
-    if job == "train":
-        model = wildcards.get("model", "transformer")
-        tcfg, scfg = s.training.for_model(model)
-        others = {f for m, fs in MODE_FIELDS.items() if m != model for f in fs}
-        train = {k: v for k, v in asdict(tcfg).items() if k not in {*JOB_FIELDS, *others}}
-        student = asdict(scfg)
-        if model != "nngk" and scfg.head == "linear":
-            student = {k: v for k, v in student.items() if not k.startswith("nngk_")}
-        return {"train": train, "student": student}
-    if job == "summary":
-        return {section: asdict(getattr(s, section)) for section in ("dataset", *SECTIONS)}
-    raise ValueError(f"no settings slice for job {job!r}")
 
 
 def settings_bytes(values: dict) -> bytes:

@@ -13,7 +13,8 @@ sys.path.insert(0, str(SRC))  # SRC, and how jobs run: workflow/Snakefile
 from geokd.data.raw_listing import refresh_listing  # noqa: E402
 from geokd.distances.shards import block_minutes, matrix_pairs, planned_blocks  # noqa: E402
 from geokd.provenance import CODE_STAGES, code_hash  # noqa: E402
-from geokd.settings import MODELS, job_settings, resolve_all, write_settings_file  # noqa: E402
+from geokd.jobs import job_settings  # noqa: E402
+from geokd.settings import MODELS, resolve_all, write_settings_file  # noqa: E402
 
 SETTINGS = resolve_all(config)  # SettingsError names the config key of a bad value
 # CODE[stage]: each rule's param `code`: a code change reruns the stages it reaches (provenance)

@@ -66,6 +66,7 @@ import numpy as np
 
 from . import _kernels as _k
 from ._prepared import PreparedSequences, matrix_from_pairs, precision_name
+from .config import DistanceConfig
 
 METRICS = {
     "procrustes": _k.PROCRUSTES,
@@ -174,7 +175,7 @@ def prepare(
     *,
     name: str = "sequences",
     like: PreparedSequences | None = None,
-    dtype="float64",
+    dtype=DistanceConfig.precision,
     **metric_params,
 ) -> PreparedSequences:
     """Validate and normalise sequences once for ``metric`` (see :class:`PreparedSequences`).
@@ -287,7 +288,7 @@ def cdist(
     window: int | None = None,
     n_jobs: int | None = None,
     backend: str = "cpu",
-    dtype="float64",
+    dtype=DistanceConfig.precision,
     progress: bool = False,
     **metric_params,
 ) -> np.ndarray:
@@ -398,7 +399,7 @@ def knn_query(
     prune: bool = True,
     n_jobs: int | None = None,
     return_stats: bool = False,
-    dtype="float64",
+    dtype=DistanceConfig.precision,
     **metric_params,
 ):
     """Exact k nearest references of a query (or of each query of a list) by DTW distance.

@@ -43,6 +43,7 @@ import numpy as np
 
 from ._kernels import QUAL_TOL, ROBUST_ITERS, STEP_TOL, STEP_TOL32
 from ._prepared import matrix_from_pairs, precision_name
+from .config import DistanceConfig
 
 BUDGET = 1 << 19  # elements of the largest intermediate per tile / chunk, on the CPU (cache-sized)
 BUDGET_CUDA = 1 << 27  # the same on a GPU (1 GiB per float64 intermediate): fewer, larger tiles
@@ -449,7 +450,9 @@ def _pair_distances(P, pa, pb, window: int, device: str, dtype) -> np.ndarray:
     return out
 
 
-def cdist(Q, R, *, window: int, device: str, dtype="float64", progress=False) -> np.ndarray:
+def cdist(
+    Q, R, *, window: int, device: str, dtype=DistanceConfig.precision, progress=False
+) -> np.ndarray:
     """Distance matrix of prepared queries Q against prepared references R (None: symmetric).
 
     ``dtype``: "float64" (default) or "float32", the precision of the frame costs (the DTW

@@ -50,6 +50,7 @@ from ..checksum import (
 from ..data.splits import read_split
 from ..data.store import load_sequences
 from ..errors import InputError
+from .config import DistanceConfig
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,9 @@ class MatrixSpec:
     query_split: str
     reference_split: str
     metric: str = "procrustes"
-    window: int | None = None
+    window: int | None = DistanceConfig.window
     metric_params: dict = field(default_factory=dict)
-    precision: str = "float64"
+    precision: str = DistanceConfig.precision
 
     @property
     def symmetric(self) -> bool:

@@ -195,8 +195,30 @@ class StudentConfig:
         raise ValueError(f"no paper preset for dataset {dataset!r}; use 'utd_mhad' or 'signum'")
 
 
+@dataclass
+class SoftmaxSettings:
+    """``teacher.softmax``: :func:`geokd.models.teacher.softmax_teacher`'s parameters."""
+
+    temperature: float = 0.02
+    exclude_self: bool = True
+    normalise: str = "minmax_offdiag"
+
+
+@dataclass
+class NngkSettings:
+    """``teacher.nngk``: :func:`geokd.models.teacher.nngk_teacher`'s parameters."""
+
+    k: int = 5
+    sigma: float | None = None
+    floor: float = 1e-3
+    exclude_self: bool = True
+
+
 #: the files of one training run's folder (geokd.models.runs.run_trainings writes them)
 RUN_FILES = ("model.pt", "model.pt.json", "history.json", "metrics.json", "timings.json")
+
+#: TrainConfig fields that are not settings: each job sets them (seed, loss, threads, no bar)
+JOB_FIELDS = ("seed", "mode", "num_threads", "progress")
 
 #: model families: the loss (and for nngk the head) each trains with
 MODES = ("transformer", "label_smoothing", "distilled", "metric", "nngk")

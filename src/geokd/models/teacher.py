@@ -33,6 +33,7 @@ from ..checksum import read_verified, sha256_file, sidecar_bytes, sidecar_path
 from ..data.splits import read_split
 from ..distances.shards import load_aligned
 from ..errors import InputError
+from .config import NngkSettings, SoftmaxSettings
 from .knn import neighbours
 from .metrics import as_labels, check_matrix
 
@@ -74,9 +75,9 @@ def softmax_teacher(
     y: np.ndarray,
     n_classes: int,
     *,
-    temperature: float = 3.0,
-    exclude_self: bool = True,
-    normalise: str = "minmax_offdiag",
+    temperature: float = SoftmaxSettings.temperature,
+    exclude_self: bool = SoftmaxSettings.exclude_self,
+    normalise: str = SoftmaxSettings.normalise,
     bounds: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """The paper's teacher: class sums of a softmax over normalised negative distances.
@@ -101,7 +102,8 @@ def softmax_teacher(
     n_classes : int
         Number of classes ``C``.
     temperature : float
-        Softmax temperature ``T > 0`` (the paper: 3).
+        Softmax temperature ``T > 0`` (default: ``teacher.softmax.temperature``'s; the paper
+        used 3).
     exclude_self : bool
         Leave each sample's own (diagonal) distance out; square ``D`` only.
     normalise : {"minmax_offdiag", "minmax", "none"}
@@ -137,7 +139,7 @@ def softmax_teacher(
     return P / P.sum(axis=1, keepdims=True)
 
 
-def nngk_sigma(D: np.ndarray, k: int = 10) -> float:
+def nngk_sigma(D: np.ndarray, k: int = NngkSettings.k) -> float:
     """Kernel width rule of :func:`nngk_teacher` from a square train x train matrix.
 
     ``sigma`` = median over training samples of the distance to their ``k``-th nearest other
@@ -162,10 +164,10 @@ def nngk_teacher(
     y: np.ndarray,
     n_classes: int,
     *,
-    k: int = 10,
-    sigma: float | None = None,
-    floor: float = 1e-3,
-    exclude_self: bool = True,
+    k: int = NngkSettings.k,
+    sigma: float | None = NngkSettings.sigma,
+    floor: float = NngkSettings.floor,
+    exclude_self: bool = NngkSettings.exclude_self,
 ) -> np.ndarray:
     """Nearest-neighbour Gaussian kernel teacher (Meyer, Harwood & Drummond, ICIP 2018).
 
