@@ -32,8 +32,8 @@ from tests.conftest import ROOT
 #: the dataclasses whose fields a module's functions take as parameters of the same name
 OWNERS = {
     "geokd.distances": [DistanceConfig],
-    "geokd.models.teacher": [SoftmaxSettings, NngkSettings],
-    "geokd.models.knn": [KnnSettings],
+    "geokd.models.teacher": [SoftmaxSettings, NngkSettings, TeacherSettings],
+    "geokd.models.knn": [KnnSettings, DistanceSettings],
     "geokd.models.train": [TrainConfig, StudentConfig],
     "geokd.models.train_reference": [TrainConfig, StudentConfig],
     "geokd.models.batched": [StudentConfig],
@@ -50,12 +50,14 @@ OWNERS = {
     "geokd.data.utd_mhad": [IngestSettings],
     "geokd.data.signum": [IngestSettings],
 }
-#: parameters named otherwise than the setting they take: (module prefix, parameter) -> field
+#: parameters named otherwise than the setting they take: (module prefix, parameter) ->
+#: (the dataclass, the field)
 ALIASES = {
-    ("geokd.distances", "dtype"): "precision",
-    ("geokd.models.train", "batch_size"): "eval_batch_size",  # evaluate, predict_proba
-    ("geokd.models.train_reference", "batch_size"): "eval_batch_size",  # fill_memory
-    ("geokd.models.ensemble", "batch_size"): "eval_batch_size",
+    ("geokd.distances", "dtype"): (DistanceConfig, "precision"),
+    ("geokd.models.teacher", "distance_normalise"): (DistanceSettings, "normalise"),
+    ("geokd.models.train", "batch_size"): (TrainConfig, "eval_batch_size"),  # evaluate, ...
+    ("geokd.models.train_reference", "batch_size"): (TrainConfig, "eval_batch_size"),
+    ("geokd.models.ensemble", "batch_size"): (TrainConfig, "eval_batch_size"),
 }
 #: a parameter named like a setting that is not that setting, and why
 NOT_THE_SETTING = {
@@ -98,11 +100,11 @@ def test_every_library_default_agrees_with_its_settings_dataclass():
         for p in inspect.signature(fn).parameters.values():
             if p.default is inspect.Parameter.empty or p.default is None:
                 continue  # required, or resolved from the config by the function itself
-            field = next((f for (m, a), f in ALIASES.items() if module.startswith(m) and
-                          a == p.name), p.name)  # fmt: skip
-            cls = next(
-                (c for c in owners if field in {f.name for f in dataclasses.fields(c)}), None
-            )
+            alias = next((v for (m, a), v in ALIASES.items() if module.startswith(m) and
+                          a == p.name), None)  # fmt: skip
+            field = alias[1] if alias else p.name
+            names = lambda c: {f.name for f in dataclasses.fields(c)}  # noqa: E731
+            cls = alias[0] if alias else next((c for c in owners if field in names(c)), None)
             if cls is None or (module, name.split(".")[-1], p.name) in NOT_THE_SETTING:
                 continue
             expected = _default(cls, field)

@@ -69,7 +69,7 @@ LEAK_Y = np.array([0, 1, 2])
 
 def test_softmax_rows_are_distributions():
     D, y = random_problem(0)
-    P = softmax_teacher(D, y, 5)  # class 4 has no samples
+    P = softmax_teacher(D, y, 5, temperature=0.02)  # class 4 has no samples
     assert P.shape == (24, 5)
     assert np.all(P >= 0) and np.allclose(P.sum(axis=1), 1.0)
     assert np.all(P[:, 4] == 0)
@@ -84,9 +84,11 @@ def test_published_mode_matches_the_original_formula():
 
 
 def test_self_exclusion_removes_the_label_leak():
-    leaky = softmax_teacher(LEAK_D, LEAK_Y, 3, exclude_self=False, normalise="minmax")
+    leaky = softmax_teacher(
+        LEAK_D, LEAK_Y, 3, exclude_self=False, normalise="minmax", temperature=0.02
+    )
     assert np.argmax(leaky[0]) == 0  # its own zero distance wins
-    P = softmax_teacher(LEAK_D, LEAK_Y, 3)
+    P = softmax_teacher(LEAK_D, LEAK_Y, 3, temperature=0.02)
     assert P[0, 0] == 0.0  # the only class-0 sample gets no weight from itself
     assert np.argmax(P[0]) == 1
     assert diagnostics(leaky, LEAK_Y)["accuracy"] == 1.0  # every singleton "recognises" itself
@@ -123,17 +125,19 @@ def test_temperature_limits():
 def test_rectangular_queries_and_explicit_bounds():
     D, y = random_problem(4)
     Q = D[:5, 5:] + 0.1  # 5 queries x 19 training samples
-    P = softmax_teacher(Q, y[5:], 4, exclude_self=False)
+    P = softmax_teacher(Q, y[5:], 4, exclude_self=False, temperature=0.02)
     assert P.shape == (5, 4) and np.allclose(P.sum(axis=1), 1.0)
-    same = softmax_teacher(Q, y[5:], 4, exclude_self=False, bounds=(Q.min(), Q.max()))
+    same = softmax_teacher(
+        Q, y[5:], 4, temperature=0.02, exclude_self=False, bounds=(Q.min(), Q.max())
+    )
     np.testing.assert_allclose(P, same)
     with pytest.raises(ValueError, match="square"):
-        softmax_teacher(Q, y[5:], 4)
+        softmax_teacher(Q, y[5:], 4, temperature=0.02)
     with pytest.raises(ValueError, match="temperature"):
         softmax_teacher(D, y, 4, temperature=0.0)
     with pytest.raises(ValueError, match="normalise"):
-        softmax_teacher(D, y, 4, normalise="zscore")
-    flat = softmax_teacher(np.ones((3, 3)) - np.eye(3), np.array([0, 0, 1]), 2)  # hi == lo
+        softmax_teacher(D, y, 4, normalise="zscore", temperature=0.02)
+    flat = softmax_teacher(np.ones((3, 3)) - np.eye(3), np.array([0, 0, 1]), 2, temperature=1.0)
     np.testing.assert_allclose(flat, [[0.5, 0.5], [0.5, 0.5], [1.0, 0.0]])
 
 
@@ -209,7 +213,7 @@ def test_diagnostics_hand_made():
 
 def test_parquet_round_trip(tmp_path):
     D, y = random_problem(8)
-    P = softmax_teacher(D, y, 4)
+    P = softmax_teacher(D, y, 4, temperature=0.02)
     ids = [f"s{i:03d}" for i in range(24)]
     path = tmp_path / "soft" / "labels.parquet"
     write_soft_labels(path, ids, P, ["a", "b", "c", "d"], metadata={"method": "softmax"})

@@ -12,10 +12,11 @@ from geokd.data.splits import write_split
 from geokd.data.store import StoreInfo, write_store
 from geokd.errors import InputError
 from geokd.models.checkpoint import latency_ms_per_sample, load_checkpoint, save_checkpoint
+from geokd.models.losses import distillation_loss
 from geokd.models.runs import run_training
 from geokd.models.student import SkeletonTransformer, StudentConfig, prepare
 from geokd.models.teacher import write_soft_labels
-from geokd.models.train import TrainConfig, distillation_loss, evaluate, predict_proba, train
+from geokd.models.train import TrainConfig, evaluate, predict_proba, train
 from geokd.provenance import git_revision
 from tests.test_student import TINY, K, make_sequences
 

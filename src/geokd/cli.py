@@ -233,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"soft-label method (default {_default(jobs.TeacherJob, 'method')}); its "
         "parameters come from --settings or the config's defaults",
     )
+    teacher.add_argument("--store", help="sequence store: frame counts for distances.normalise")
     _settings_option(teacher)
     teacher.set_defaults(func=commands.teacher)
 
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     knn.add_argument(
         "--k-max", type=_positive_int, help=f"largest k (default {_default(jobs.KnnJob, 'k_max')})"
     )
+    knn.add_argument("--store", help="sequence store: frame counts for distances.normalise")
     _settings_option(knn)
     knn.set_defaults(func=commands.knn)
 

@@ -148,7 +148,16 @@ def teacher(args: argparse.Namespace) -> None:
     if args.method is not None and args.settings and job.method != args.method:
         raise InputError("--method", f"{args.method}, but the settings file says {job.method}")
     params = dataclasses.asdict(job.params)
-    result = make_soft_labels(args.matrix, args.split, args.out, job.method, **params)
+    result = make_soft_labels(
+        args.matrix,
+        args.split,
+        args.out,
+        job.method,
+        exclude=job.exclude,
+        store=args.store,
+        distance_normalise=job.normalise,
+        **params,
+    )
     write_json(args.diagnostics, result)
     _say(f"wrote {args.out}: LOO accuracy {result['accuracy']:.3f}")
 
@@ -156,10 +165,13 @@ def teacher(args: argparse.Namespace) -> None:
 def knn(args: argparse.Namespace) -> None:
     from .models.knn import run_knn
 
-    k_max = jobs.load(jobs.KnnJob, args).k_max
-    if k_max < 1:
-        raise SettingsError("k_max", f"must be >= 1, got {k_max}")
-    result = run_knn(args.matrix, args.split, args.out, range(1, k_max + 1))
+    job = jobs.load(jobs.KnnJob, args)
+    if job.k_max < 1:
+        raise SettingsError("k_max", f"must be >= 1, got {job.k_max}")
+    ks = range(1, job.k_max + 1)
+    result = run_knn(
+        args.matrix, args.split, args.out, ks, normalise=job.normalise, store=args.store
+    )
     _say(f"wrote {args.out}: 1-NN accuracy {result['per_k']['1']['accuracy']:.3f}")
 
 
@@ -199,6 +211,7 @@ def train(args: argparse.Namespace) -> None:
         tcfg,
         job.student,
         distances_path=args.distances,
+        distance_normalise=job.normalise,
     )
     for seed, result in zip(args.seed, results, strict=True):
         _say(f"{args.mode} seed {seed}: test accuracy {result['test']['accuracy']:.3f}")

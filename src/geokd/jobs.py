@@ -174,50 +174,62 @@ class DistanceJob(Job):
 @dataclass
 class TeacherJob(Job):
     """``geokd teacher``: the soft-label method and its parameters (``softmax`` or ``nngk``:
-    :class:`geokd.models.config.SoftmaxSettings` / ``NngkSettings``)."""
+    :class:`geokd.models.config.SoftmaxSettings` / ``NngkSettings``), which pairs it never uses
+    (``teacher.exclude``) and how it reads the distances (``distances.normalise``)."""
 
     job: ClassVar[str] = "teacher"
     method: str
     params: Any
+    exclude: str
+    normalise: str
 
     @classmethod
     def of(cls, s, method: str, **wildcards):
-        return cls(method, getattr(s.teacher, method))
+        return cls(method, getattr(s.teacher, method), s.teacher.exclude, s.distances.normalise)
 
     @classmethod
     def defaults(cls, method: str | None = None, **wildcards):
-        t = _st.TeacherSettings()
+        t, d = _st.TeacherSettings(), _st.DistanceSettings()
         method = method or t.distill_from
-        return cls(method, getattr(t, method))
+        return cls(method, getattr(t, method), t.exclude, d.normalise)
 
     def payload(self):
-        return {"method": self.method, **dataclasses.asdict(self.params)}
+        return {"method": self.method, **dataclasses.asdict(self.params),
+                "exclude": self.exclude, "normalise": self.normalise}  # fmt: skip
 
     @classmethod
     def from_payload(cls, values, key="settings", **context):
-        st = _st
+        if not isinstance(values, dict):
+            raise SettingsError(key, f"expected a mapping, got {values!r}")
         values = dict(values)
-        method = values.pop("method", st.TeacherSettings().distill_from)
+        method = values.pop("method", context.get("method")) or _st.TeacherSettings().distill_from
         kinds = {"softmax": SoftmaxSettings, "nngk": NngkSettings}
         if method not in kinds:
             raise SettingsError(f"{key}.method", f"unknown teacher method {method!r}")
-        return cls(method, _build(kinds[method], values, key))
+        base = cls.defaults(method=method)
+        exclude = values.pop("exclude", base.exclude)
+        normalise = values.pop("normalise", base.normalise)
+        params = _build(kinds[base.method], values, key)
+        _build(_st.TeacherSettings, {"exclude": exclude}, key)  # checks the value
+        _build(_st.DistanceSettings, {"normalise": normalise}, key)
+        return cls(base.method, params, exclude, normalise)
 
 
 @dataclass
 class KnnJob(Job):
-    """``geokd knn``: the largest k evaluated."""
+    """``geokd knn``: the largest k evaluated, and how the distances are read."""
 
     job: ClassVar[str] = "knn"
     k_max: int
+    normalise: str
 
     @classmethod
     def of(cls, s, **wildcards):
-        return cls(s.knn.k_max)
+        return cls(s.knn.k_max, s.distances.normalise)
 
     @classmethod
     def defaults(cls, **wildcards):
-        return cls(_st.KnnSettings().k_max)
+        return cls(_st.KnnSettings().k_max, _st.DistanceSettings().normalise)
 
 
 @dataclass
@@ -252,15 +264,17 @@ class TrainJob(Job):
     model: str
     train: TrainConfig
     student: StudentConfig
+    #: how the metric family reads the train x train distances (``distances.normalise``)
+    normalise: str
 
     @classmethod
     def of(cls, s, model: str = "transformer", **wildcards):
         tcfg, scfg = s.training.for_model(model)
-        return cls(model, tcfg, scfg)
+        return cls(model, tcfg, scfg, s.distances.normalise)
 
     @classmethod
     def defaults(cls, model: str = "transformer", **wildcards):
-        return cls(model, TrainConfig(), StudentConfig())
+        return cls(model, TrainConfig(), StudentConfig(), _st.DistanceSettings().normalise)
 
     def payload(self):
         """The fields that shape this family's models: not the job's own (seed, ...), not the
@@ -274,19 +288,25 @@ class TrainJob(Job):
         student = dataclasses.asdict(self.student)
         if self.model != "nngk" and self.student.head == "linear":
             student = {k: v for k, v in student.items() if not k.startswith("nngk_")}
-        return {"train": train, "student": student}
+        out = {"train": train, "student": student}
+        if self.model == "metric" and self.normalise != "none":
+            out["normalise"] = self.normalise  # only the metric family reads the distances
+        return out
 
     @classmethod
     def from_payload(cls, values, key="settings", model: str = "transformer", **context):
-        if unknown := sorted(set(values) - {"train", "student"}):
+        if unknown := sorted(set(values) - {"train", "student", "normalise"}):
             raise SettingsError(f"{key}.{unknown[0]}", "unknown section: use train, student")
         train = dict(values.get("train") or {})
         if given := sorted(set(train) & set(JOB_FIELDS)):
             raise SettingsError(f"train.{given[0]}", "set by the command line, not a setting")
+        normalise = values.get("normalise", _st.DistanceSettings().normalise)
+        _build(_st.DistanceSettings, {"normalise": normalise}, key)
         return cls(
             model,
             _build(TrainConfig, train, "train"),
             _build(StudentConfig, values.get("student") or {}, "student"),
+            normalise,
         )
 
 

@@ -78,6 +78,12 @@ class DistanceSettings(DistanceConfig):
 
     metrics: list[str] = field(default_factory=lambda: ["procrustes"])
     metric_params: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: how the stored DTW sums are used: "none", or "path_length" (divided by n + m)
+    normalise: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.normalise not in ("none", "path_length"):
+            raise ValueError(f"normalise must be none or path_length, got {self.normalise!r}")
 
 
 @dataclass
@@ -88,6 +94,13 @@ class TeacherSettings:
     metric: str = "procrustes"
     methods: list[str] = field(default_factory=lambda: ["softmax", "nngk"])
     distill_from: str = "softmax"
+    #: a training sample's soft labels from other subjects' samples, or every other sample
+    exclude: str = "subject"
+
+    def __post_init__(self) -> None:
+        if self.exclude not in ("subject", "self"):
+            raise ValueError(f"exclude must be subject or self, got {self.exclude!r}")
+
     softmax: SoftmaxSettings = field(default_factory=SoftmaxSettings)
     nngk: NngkSettings = field(default_factory=NngkSettings)
 

@@ -5,6 +5,7 @@ rule knn:
     input:
         matrix="results/{dataset}/{protocol}/distances/{metric}/test-train.npy",
         split="results/{dataset}/{protocol}/split.tsv",
+        store="data/interim/{dataset}/sequences.parquet",
     output:
         "results/{dataset}/{protocol}/knn/{metric}.json",
     log:
@@ -18,7 +19,7 @@ rule knn:
         code=CODE["models"],
     shell:
         "exec python -m geokd knn {input.matrix:q} {input.split:q} {output:q}"
-        " --settings {params.settings:q} > {log:q} 2>&1"
+        " --store {input.store:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule knn_latency:

@@ -6,6 +6,7 @@ rule soft_labels:
     input:
         matrix=teacher_matrix,
         split="results/{dataset}/{protocol}/split.tsv",
+        store="data/interim/{dataset}/sequences.parquet",
     output:
         labels="results/{dataset}/{protocol}/teacher/{method}.parquet",
         sidecar="results/{dataset}/{protocol}/teacher/{method}.parquet.json",
@@ -21,4 +22,5 @@ rule soft_labels:
         code=CODE["models"],
     shell:
         "exec python -m geokd teacher {input.matrix:q} {input.split:q} {output.labels:q}"
-        " {output.diagnostics:q} --settings {params.settings:q} > {log:q} 2>&1"
+        " {output.diagnostics:q} --store {input.store:q} --settings {params.settings:q}"
+        " > {log:q} 2>&1"

@@ -34,6 +34,8 @@ _EXPORTS = {
             "load_matrix",
             "matrix_pairs",
             "planned_blocks",
+            "load_used",
+            "normalise_distances",
             "select_sequences",
             "split_ids",
         ],

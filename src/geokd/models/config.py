@@ -197,11 +197,16 @@ class StudentConfig:
 
 @dataclass
 class SoftmaxSettings:
-    """``teacher.softmax``: :func:`geokd.models.teacher.softmax_teacher`'s parameters."""
+    """``teacher.softmax``: :func:`geokd.models.teacher.softmax_teacher`'s parameters; a
+    ``temperature`` of None is chosen on ``temperature_grid`` by the teacher's own held-out
+    negative log-likelihood (:func:`geokd.models.teacher.select_temperature`)."""
 
-    temperature: float = 0.02
+    temperature: float | None = None
     exclude_self: bool = True
     normalise: str = "minmax_offdiag"
+    temperature_grid: list[float] = field(
+        default_factory=lambda: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 3.0]
+    )
 
 
 @dataclass

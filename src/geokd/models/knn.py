@@ -182,21 +182,27 @@ def run_knn(
     split_table: str | os.PathLike,
     out_json: str | os.PathLike,
     ks: Iterable[int] = range(1, 31),
+    *,
+    normalise: str = "none",
+    store: str | os.PathLike | None = None,
 ) -> dict:
     """Evaluate KNN on a test x train matrix of a split table; write the result as JSON.
 
-    ``n_classes`` is the split table's ``max label + 1``. The output adds ``matrix`` (file
-    name) and ``metric`` (from the matrix sidecar) to :func:`knn_evaluate`'s dict.
+    ``n_classes`` is the split table's ``max label + 1``; ``normalise`` (with the sequence
+    ``store``'s frame counts): :func:`geokd.distances.normalise_distances`. The output adds
+    ``matrix`` (file name), ``metric`` (from the matrix sidecar) and ``distances`` (the
+    normalisation) to :func:`knn_evaluate`'s dict.
     """
-    from ..distances.shards import load_aligned
+    from ..distances.shards import load_used
     from ..jsonfile import write_json
 
-    D, sidecar, test, train = load_aligned(matrix_path, split_table, "test", "train")
+    D, sidecar, test, train = load_used(matrix_path, split_table, "test", "train", normalise, store)
     n_classes = int(max(test["label"].max(), train["label"].max())) + 1
     result = knn_evaluate(D, train["label"].to_numpy(), test["label"].to_numpy(), ks, n_classes)
     result = {
         "matrix": Path(matrix_path).name,
         "metric": sidecar["metric"],
+        "distances": normalise,
     } | result
     write_json(out_json, result)
     return result

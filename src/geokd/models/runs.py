@@ -15,7 +15,7 @@ from ..atomic import write_many
 from ..checksum import sha256_file, sidecar_bytes
 from ..data.splits import read_split
 from ..data.store import load_sequences, read_info
-from ..distances.shards import load_aligned
+from ..distances.shards import load_used
 from ..errors import InputError
 from ..jsonfile import json_text
 from ..provenance import git_revision
@@ -61,7 +61,8 @@ def run_training(
     mode, seed : override ``train_cfg.mode`` and ``train_cfg.seed``.
     distances_path : path or None
         The train x train distance matrix (:func:`geokd.distances.load_aligned`); required
-        for ``mode="metric"``, not read otherwise.
+        for ``mode="metric"``, not read otherwise (:func:`run_trainings`: also how it is
+        normalised).
 
     Returns
     -------
@@ -76,7 +77,7 @@ def run_training(
     )[0]  # fmt: skip
 
 
-def _inputs(store_path, split_table, soft_labels_path, distances_path, mode, scfg) -> dict:
+def _inputs(store_path, split_table, soft_labels_path, distances_path, mode, scfg, normalise):
     """Everything a training reads, checked: prepared splits, soft labels, distances."""
     sequences, meta = load_sequences(store_path)
     table = read_split(split_table)
@@ -130,9 +131,8 @@ def _inputs(store_path, split_table, soft_labels_path, distances_path, mode, scf
         if distances_path is None:
             raise InputError("distances_path", "mode 'metric' needs the train x train matrix")
         inputs["distances"] = distances_path
-        # split-table order; in memory (torch copies it to float32; a mapped, read-only
-        # array would make torch warn)
-        D = load_aligned(distances_path, split_table, "train", "train", mmap=False)[0]
+        # split-table order, in memory, as distances.normalise says
+        D = load_used(distances_path, split_table, "train", "train", normalise, store_path)[0]
     checks = {k: {"file": Path(p).name, "sha256": sha256_file(p)} for k, p in inputs.items()}
     return {"parts": parts, "P": P, "D": D, "checks": checks, "n_classes": n_classes,
             "names": names}  # fmt: skip
@@ -148,6 +148,7 @@ def run_trainings(
     train_cfg: TrainConfig | None = None,
     student_cfg: StudentConfig | None = None,
     distances_path: str | os.PathLike | None = None,
+    distance_normalise: str = "none",
 ) -> list[dict]:
     """:func:`run_training` for several seeds at once (:func:`.train.train_many`): seed
     ``seeds[i]`` writes ``out_dirs[i]``, the same files with the same bytes as when it is
@@ -161,7 +162,9 @@ def run_trainings(
     base = replace(train_cfg or TrainConfig(), mode=mode)
     cfgs = [replace(base, seed=s) for s in seeds]
     scfg = student_cfg or StudentConfig()
-    data = _inputs(store_path, split_table, soft_labels_path, distances_path, mode, scfg)
+    data = _inputs(
+        store_path, split_table, soft_labels_path, distances_path, mode, scfg, distance_normalise
+    )
     parts, checks, n_classes = data["parts"], data["checks"], data["n_classes"]
     X, L, y, _ = parts["train"]
     val = parts["val"][:3] if "val" in parts else None
