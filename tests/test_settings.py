@@ -20,6 +20,7 @@ from geokd.data.synthetic import SyntheticConfig
 from geokd.jobs import JOB_FIELDS, job_settings
 from geokd.models.config import StudentConfig, TrainConfig
 from geokd.settings import (
+    BudgetSettings,
     DatasetSettings,
     DistanceSettings,
     IngestSettings,
@@ -150,6 +151,7 @@ SECTION_CLASSES = {
     "training": TrainingSettings,
     "training.train": TrainConfig,
     "training.student": StudentConfig,
+    "budgets": BudgetSettings,
     "datasets.<name>.synthetic": SyntheticConfig,
 }
 
@@ -290,7 +292,7 @@ def test_job_slices_hold_only_what_shapes_the_job(tmp_path):
     assert job_settings(again, "train", model="distilled") == train  # no other seed reruns
     assert "kd_weight" in train["train"] and "label_smoothing" not in train["train"]
     assert "kd_weight" not in job_settings(s, "train", model="transformer")["train"]
-    assert job_settings(s, "knn") == {"k_max": CONFIG["knn"]["k_max"]}
+    assert job_settings(s, "knn") == {"k_max": CONFIG["knn"]["k_max"], "normalise": "none"}
     teacher = job_settings(s, "teacher", method="nngk")
     assert teacher["method"] == "nngk" and teacher["k"] == CONFIG["teacher"]["nngk"]["k"]
     a = write_settings_file(train, tmp_path)

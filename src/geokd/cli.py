@@ -287,6 +287,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=commands.train)
 
+    brun = sub.add_parser(
+        "budget-run", help="the label-budget study: every arm for one labelled subset"
+    )
+    brun.add_argument("store", help="Parquet sequence store")
+    brun.add_argument("split", help="split table (TSV)")
+    brun.add_argument("train_matrix", help="train x train distance matrix (the teacher's)")
+    brun.add_argument("test_matrix", help="test x train distance matrix (exact 1-NN)")
+    brun.add_argument("out", help="output JSON: one row per arm and seed")
+    brun.add_argument("--subset", required=True, help="labelled training subjects, e.g. s1-3")
+    brun.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    _settings_option(brun)
+    brun.set_defaults(func=commands.budget_run)
+
+    bsum = sub.add_parser("budget-summary", help="aggregate the label-budget study (bootstrap)")
+    bsum.add_argument("out", help="output JSON")
+    bsum.add_argument("subset_results", nargs="+", help="the subsets' JSON (budget-run)")
+    bsum.add_argument("--dataset", required=True)
+    bsum.add_argument("--protocol", required=True)
+    bsum.add_argument("--train-subjects", type=int, nargs="+", required=True)
+    bsum.add_argument(
+        "--full-run", action="append", metavar="ARM=METRICS", help="full-label reference run"
+    )
+    bsum.add_argument("--full-knn", help="the full-label run's KNN JSON")
+    bsum.set_defaults(func=commands.budget_summary)
+
     ens = sub.add_parser("ensemble", help="evaluate a seed ensemble of trained students")
     ens.add_argument("store", help="Parquet sequence store")
     ens.add_argument("split", help="split table (TSV)")

@@ -217,6 +217,58 @@ def train(args: argparse.Namespace) -> None:
         _say(f"{args.mode} seed {seed}: test accuracy {result['test']['accuracy']:.3f}")
 
 
+def budget_run(args: argparse.Namespace) -> None:
+    from .models.budgets import parse_subset, run_subset
+
+    job = jobs.load(jobs.BudgetJob, args)
+    try:
+        subset = parse_subset(args.subset)
+    except ValueError as exc:
+        raise InputError("--subset", str(exc)) from None
+    result = run_subset(
+        args.store,
+        args.split,
+        args.train_matrix,
+        args.test_matrix,
+        args.out,
+        subset,
+        seeds=job.seeds,
+        labels_cfg=(job.labels.train, job.labels.student),
+        distilled_cfg=(job.distilled.train, job.distilled.student),
+        teacher=job.teacher,
+        exclude=job.exclude,
+        normalise=job.normalise,
+        threads=args.threads,
+    )
+    mean = {}
+    for r in result["rows"]:
+        mean.setdefault(r["arm"], []).append(r["accuracy"])
+    text = ", ".join(f"{a} {sum(v) / len(v):.3f}" for a, v in mean.items())
+    _say(f"{args.out}: labelled subjects {list(subset)}: test accuracy {text}")
+
+
+def budget_summary(args: argparse.Namespace) -> None:
+    from .report.budgets import summarise_budgets
+
+    full: dict[str, list[str]] = {}
+    for item in args.full_run or []:
+        arm, _, path = item.partition("=")
+        if not arm or not path:
+            raise InputError(item, "expected --full-run ARM=METRICS.json")
+        full.setdefault(arm, []).append(path)
+    result = summarise_budgets(
+        args.subset_results,
+        args.out,
+        dataset=args.dataset,
+        protocol=args.protocol,
+        train_subjects=args.train_subjects,
+        full_runs=full,
+        full_knn=args.full_knn,
+    )
+    for b in result["by_budget"]:
+        _say(b["verdict"])
+
+
 def ensemble(args: argparse.Namespace) -> None:
     from .models.ensemble import run_ensemble
 

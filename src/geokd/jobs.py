@@ -311,6 +311,57 @@ class TrainJob(Job):
 
 
 @dataclass
+class BudgetJob(Job):
+    """``geokd budget-run``: the label-budget study's seeds, its two trained families' recipes
+    (the labels-only family and ``distilled``: the same student), the softmax teacher's
+    settings, its exclusion and how the distances are read."""
+
+    job: ClassVar[str] = "budgets"
+    seeds: list[int]
+    labels: TrainJob
+    distilled: TrainJob
+    teacher: SoftmaxSettings
+    exclude: str
+    normalise: str
+
+    @classmethod
+    def of(cls, s, **wildcards):
+        b = s.budgets
+        return cls(list(b.seeds), TrainJob.of(s, b.labels), TrainJob.of(s, "distilled"),
+                   s.teacher.softmax, s.teacher.exclude, s.distances.normalise)  # fmt: skip
+
+    @classmethod
+    def defaults(cls, **wildcards):
+        b, t, d = _st.BudgetSettings(), _st.TeacherSettings(), _st.DistanceSettings()
+        return cls(list(b.seeds), TrainJob.defaults(b.labels), TrainJob.defaults("distilled"),
+                   t.softmax, t.exclude, d.normalise)  # fmt: skip
+
+    def payload(self):
+        return {"seeds": self.seeds, "labels": {"model": self.labels.model,
+                **self.labels.payload()}, "distilled": self.distilled.payload(),
+                "teacher": dataclasses.asdict(self.teacher), "exclude": self.exclude,
+                "normalise": self.normalise}  # fmt: skip
+
+    @classmethod
+    def from_payload(cls, values, key="settings", **context):
+        if not isinstance(values, dict):
+            raise SettingsError(key, f"expected a mapping, got {values!r}")
+        base = cls.defaults()
+        labels = dict(values.get("labels") or {})
+        model = labels.pop("model", base.labels.model)
+        return cls(
+            [int(x) for x in values.get("seeds", base.seeds)],
+            TrainJob.from_payload(labels, f"{key}.labels", model=model),
+            TrainJob.from_payload(
+                values.get("distilled") or {}, f"{key}.distilled", model="distilled"
+            ),
+            _build(SoftmaxSettings, values.get("teacher") or {}, f"{key}.teacher"),
+            values.get("exclude", base.exclude),
+            values.get("normalise", base.normalise),
+        )
+
+
+@dataclass
 class SummaryJob(Job):
     """``geokd summarize``: every section of the dataset's settings (recorded in the summary)."""
 
@@ -338,7 +389,7 @@ class SummaryJob(Job):
 JOBS: dict[str, type[Job]] = {
     c.job: c
     for c in (IngestJob, SyntheticSignumJob, SplitJob, DistanceJob, TeacherJob, KnnJob,
-              KnnLatencyJob, TrainJob, SummaryJob)
+              KnnLatencyJob, TrainJob, BudgetJob, SummaryJob)
 }  # fmt: skip
 
 

@@ -145,6 +145,26 @@ class TrainingSettings:
 
 
 @dataclass
+class BudgetSettings:
+    """``budgets``: the label-budget study (:mod:`geokd.models.budgets`): for each protocol,
+    ``m = 1 .. n - 1`` labelled training subjects (all single subjects at ``m = 1``, at most
+    ``max_subsets`` subsets drawn with ``sample_seed`` for larger ``m``), each arm trained with
+    ``seeds``; ``labels`` is the labels-only family of the ``labels`` arm."""
+
+    enabled: bool = True
+    max_subsets: int = 5
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    labels: str = "label_smoothing"
+    sample_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_subsets < 1 or not self.seeds:
+            raise ValueError("max_subsets must be >= 1 and seeds not empty")
+        if self.labels not in ("transformer", "label_smoothing", "nngk"):
+            raise ValueError(f"labels must be a labels-only family, got {self.labels!r}")
+
+
+@dataclass
 class DatasetSettings:
     """``datasets.<name>``: where the sequences come from and the protocols run on them."""
 
@@ -173,6 +193,7 @@ class Settings:
     teacher: TeacherSettings
     knn: KnnSettings
     training: TrainingSettings
+    budgets: BudgetSettings
 
     @property
     def metrics(self) -> list[str]:
@@ -186,6 +207,7 @@ SECTIONS = {
     "teacher": TeacherSettings,
     "knn": KnnSettings,
     "training": TrainingSettings,
+    "budgets": BudgetSettings,
 }
 
 

@@ -178,6 +178,11 @@ def _epoch_finished(epoch: int) -> None:
     """Called after every epoch, once its resumable state is saved (a hook for fault tests)."""
 
 
+def _tensor(v) -> torch.Tensor:
+    """A tensor of ``v`` (a tensor as is; an array copied: it may be read-only)."""
+    return v if torch.is_tensor(v) else torch.as_tensor(np.array(v))
+
+
 def _check_members(cfgs: Sequence[TrainConfig]) -> TrainConfig:
     if not cfgs:
         raise ValueError("no members to train")
@@ -253,7 +258,9 @@ def train_many(
     """Train one student per config of ``cfgs`` (configs that differ in their seed only) at
     once, as one :class:`.batched.BatchedStudent`; arguments as :func:`train`.
 
-    Each member keeps its own initialisation (the seed's, as a single run), shuffling,
+    ``teacher_P`` may also be one set of soft labels per member, shape (G, N, C) (e.g. each
+    seed's own pseudo-labels). Each member keeps its own initialisation (the seed's, as a
+    single run), shuffling,
     augmentation and dropout streams, held-out validation rows (``val_fraction``), best epoch
     and early stop. Returns ``(model, history)`` per config, in order.
     """
@@ -266,8 +273,10 @@ def train_many(
         if teacher_P is None:
             raise ValueError("mode 'distilled' needs teacher_P")
         P = torch.as_tensor(np.asarray(teacher_P), dtype=torch.float32)
-        if P.shape[0] != len(y):
-            raise ValueError(f"teacher_P has {P.shape[0]} rows for {len(y)} samples")
+        if P.dim() == 3 and P.shape[0] != len(cfgs):
+            raise ValueError(f"teacher_P has {P.shape[0]} members' soft labels, {len(cfgs)} seeds")
+        if P.shape[-2] != len(y):
+            raise ValueError(f"teacher_P has {P.shape[-2]} rows for {len(y)} samples")
     D = None
     if cfg.mode == "metric":
         if teacher_D is None:
@@ -279,7 +288,7 @@ def train_many(
         student_cfg = replace(student_cfg, head="nngk")
     if n_classes is None:
         labels = [y.numpy()] + [np.asarray(s[2]) for s in [*eval_sets.values(), val] if s]
-        n_classes = P.shape[1] if P is not None else int(max(a.max() for a in labels)) + 1
+        n_classes = P.shape[-1] if P is not None else int(max(a.max() for a in labels)) + 1
     G = len(cfgs)
     if val is None and cfg.val_fraction > 0:  # per member: its own held-out rows
         held = [_holdout(y.numpy(), cfg.val_fraction, s) for s in seeds]
@@ -288,12 +297,12 @@ def train_many(
         val = (X[vrows], L[vrows], y[vrows])
     else:
         rows = torch.arange(len(y)).expand(G, len(y))
-        val = None if val is None else tuple(torch.as_tensor(np.asarray(v)) for v in val)
+        val = None if val is None else tuple(_tensor(v) for v in val)
     N = rows.shape[1]
     dev = resolve_device(cfg.device)
     if val is not None and "val" in eval_sets:
         raise ValueError("eval_sets may not use the name 'val' when a val set is given")
-    eval_sets = {k: tuple(torch.as_tensor(np.asarray(v)) for v in s) for k, s in eval_sets.items()}
+    eval_sets = {k: tuple(_tensor(v) for v in s) for k, s in eval_sets.items()}
     names = [*eval_sets, *(["val"] if val is not None else [])]
     members = [Member(names, N, val is not None) for _ in cfgs]
     augmenting = any(
@@ -357,7 +366,10 @@ def train_many(
                     xb, lb = xb.view(G, B, *xb.shape[1:]), lb.view(G, B)
                 if student_cfg.padding_mask:
                     xb = xb[:, :, : int(lb.max())]
-                pb = None if Pd is None else Pd[src]
+                if Pd is None:
+                    pb = None
+                else:  # one teacher for every member, or one per member (G, N, C)
+                    pb = Pd[src] if Pd.dim() == 2 else Pd[torch.arange(G)[:, None], src]
                 db = None if Dd is None else Dd[src[:, :, None], src[:, None, :]]  # (G, B, B)
                 noise = Noise(g_drop, student_cfg.dropout) if student_cfg.dropout > 0 else None
                 loss, ce, kl = member_losses(model, xb, lb, yd[src], pos, cfg, pb, db, noise)
