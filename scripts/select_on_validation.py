@@ -2,10 +2,13 @@
 
 The test split is never read. Each fold holds out one training subject (``--val-subjects``);
 teachers (soft labels, and the distances the ``metric`` family matches) come from the
-train x train matrix restricted to the fold's remaining subjects. Every variant is trained for
-each fold and seed with geokd's own training code and scored on the held-out subject. Base
-settings are a dataset's resolved settings (``--config``, ``--dataset``; ``per_model``
-merged); a variant changes some of them:
+train x train matrix restricted to the fold's remaining subjects, read as the dataset's
+``distances.normalise`` says; the softmax teacher excludes as ``teacher.exclude`` says and
+chooses its temperature by its held-out NLL when ``teacher.softmax.temperature`` is null
+(``geokd.models.budgets.soft_teacher``). Every variant is trained for each fold, all seeds at
+once (``geokd.models.train.train_many``), and scored on the held-out subject. Base settings are
+a dataset's resolved settings (``--config``, ``--dataset``; ``per_model`` merged); a variant
+changes some of them:
 
     python scripts/select_on_validation.py --config config/utd_mhad.yaml --dataset utd_mhad \\
         --store data/interim/utd_mhad/sequences.parquet \\
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import time
 from pathlib import Path
@@ -36,12 +38,12 @@ import numpy as np
 import torch
 import yaml
 
-from geokd.data.splits import read_split
 from geokd.data.store import load_sequences
-from geokd.distances import load_matrix
+from geokd.distances import load_used
+from geokd.models.budgets import soft_teacher
 from geokd.models.student import prepare
-from geokd.models.teacher import nngk_teacher, softmax_teacher
-from geokd.models.train import evaluate, train
+from geokd.models.teacher import exclusion_mask, nngk_teacher
+from geokd.models.train import evaluate, train_many
 from geokd.settings import build, resolve
 
 
@@ -71,15 +73,13 @@ def main() -> None:
 
     seqs, meta = load_sequences(args.store)
     row = {s: i for i, s in enumerate(meta["sequence_id"].astype(str))}
-    table = read_split(args.split)
-    train_rows = table[table["split"] == "train"]
+    D, _, train_rows, _ = load_used(
+        args.matrix, args.split, "train", "train", settings.distances.normalise, args.store
+    )
     ids = train_rows["sequence_id"].astype(str).tolist()
     y = train_rows["label"].to_numpy()
     subject = train_rows["subject"].to_numpy()
-    n_classes = int(table["label"].max()) + 1
-    D, info = load_matrix(args.matrix)
-    if list(info["row_ids"]) != ids:
-        raise SystemExit(f"{args.matrix}: rows are not the training ids of {args.split}")
+    n_classes = int(max(y.max(), meta["label"].max())) + 1
     folds = []
     for vs in args.val_subjects:
         val = subject == vs
@@ -96,25 +96,32 @@ def main() -> None:
         if key not in prepared:
             prepared[key] = prepare([seqs[row[s]] for s in ids], *key)
         X, L = prepared[key]
-        accs, t0 = [], time.perf_counter()
-        for (fit, val), seed in itertools.product(folds, args.seeds):
+        accs, t0, teachers = [], time.perf_counter(), []
+        for fit, val in folds:
             Dfit, yfit = D[np.ix_(fit, fit)], y[fit]
             P = None
             if spec["model"] == "distilled":
-                if spec.get("teacher", "softmax") == "nngk":
-                    P = nngk_teacher(
-                        Dfit, yfit, n_classes, k=spec.get("k", settings.teacher.nngk.k)
-                    )
+                t = settings.teacher
+                if spec.get("teacher", t.distill_from) == "nngk":
+                    mask = exclusion_mask(subject[fit], len(yfit), True, t.exclude)
+                    P = nngk_teacher(Dfit, yfit, n_classes, k=spec.get("k", t.nngk.k), exclude=mask)
                 else:
-                    t = spec.get("temperature", settings.teacher.softmax.temperature)
-                    P = softmax_teacher(Dfit, yfit, n_classes, temperature=t)
-            cfg = dataclasses.replace(
-                tcfg, mode=spec["model"], seed=seed, progress=False, num_threads=args.threads
+                    soft = t.softmax
+                    if "temperature" in spec:
+                        soft = dataclasses.replace(soft, temperature=spec["temperature"])
+                    P, _, info = soft_teacher(Dfit, yfit, subject[fit], n_classes, soft, t.exclude)
+                    teachers.append(info["temperature"])
+            cfgs = [
+                dataclasses.replace(
+                    tcfg, mode=spec["model"], seed=s, progress=False, num_threads=args.threads
+                )
+                for s in args.seeds
+            ]
+            runs = train_many(
+                X[fit], L[fit], yfit, P, cfgs, scfg, n_classes=n_classes, teacher_D=Dfit
             )
-            model, _ = train(
-                X[fit], L[fit], yfit, P, cfg, scfg, n_classes=n_classes, teacher_D=Dfit
-            )
-            accs.append(evaluate(model, X[val], L[val], y[val], n_classes)["accuracy"])
+            for model, _ in runs:
+                accs.append(evaluate(model, X[val], L[val], y[val], n_classes)["accuracy"])
         res = {
             "variant": name,
             "spec": spec,
@@ -123,6 +130,7 @@ def main() -> None:
             "val_mean": float(np.mean(accs)),
             "val_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
             "val_per_run": accs,
+            "teacher_temperatures": teachers,
             "seconds": time.perf_counter() - t0,
         }
         print(json.dumps(res), flush=True)

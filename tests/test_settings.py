@@ -268,8 +268,10 @@ def test_overrides_merge_key_by_key_and_defaults_fill_the_rest():
     config = yaml.safe_load((ROOT / "config/utd_mhad.yaml").read_text())
     settings = resolve_all(config)
     natural, published = settings["utd_mhad"], settings["utd_mhad_as_published"]
-    assert natural.teacher.softmax.temperature == 0.2
+    assert natural.teacher.softmax.temperature is None  # chosen by the teacher's NLL
     assert published.teacher.softmax.temperature == 3.0
+    assert natural.distances.normalise == "path_length"
+    assert published.distances.normalise == "none" and not published.teacher.softmax.exclude_self
     assert published.teacher.nngk.k == natural.teacher.nngk.k == 5  # not overridden
     assert published.training.student.d_model == 60 and natural.training.student.d_model == 48
     assert natural.training.train.eval_batch_size == TrainConfig().eval_batch_size

@@ -128,6 +128,11 @@ class TrainingSettings:
     #: seeds of a family that one job trains at once, as one batched model (consecutive
     #: groups of ``training.seeds``); None: all of them in one job
     seeds_per_job: int | None = None
+    #: the comparisons the summaries make, declared before the run: ``[geometry-taught family,
+    #: labels-only family]`` pairs, each paired by seed (never a pick of test winners)
+    comparisons: list[list[str]] = field(
+        default_factory=lambda: [["distilled", "label_smoothing"], ["metric", "transformer"]]
+    )
 
     def seed_groups(self) -> list[tuple[int, ...]]:
         """The seeds, in groups of ``seeds_per_job`` (in order): one training job each."""
@@ -347,6 +352,12 @@ def _check_cross(s: Settings) -> None:
             raise SettingsError(
                 "training.ensembles", f"{model!r} is not in training.models of dataset {s.name}"
             )
+    for i, pair in enumerate(s.training.comparisons):
+        key = f"training.comparisons.{i}"
+        if len(pair) != 2 or pair[0] not in ("distilled", "metric") or pair[1] not in (
+            "transformer", "label_smoothing", "nngk"
+        ):
+            raise SettingsError(key, f"want [distilled|metric, a labels-only family], got {pair}")
     for model, over in s.training.per_model.items():
         key = f"training.per_model.{model}"
         if model not in MODELS:
