@@ -112,35 +112,8 @@ def train_reference(
     teacher_D=None,
     resume: ResumePoint | None = None,
 ) -> tuple[SkeletonTransformer, dict]:
-    """Train a :class:`SkeletonTransformer`.
-
-    Parameters
-    ----------
-    train_X : Tensor, shape (N, T, K*3); train_len : Tensor (N,); train_y : array of int (N,)
-        Output of :func:`geokd.models.student.prepare` and the labels.
-    teacher_P : ndarray, shape (N, C), optional
-        Soft labels aligned with the rows; required in distilled mode, ignored otherwise.
-    teacher_D : ndarray, shape (N, N), optional
-        Procrustes-DTW distances among the rows; required in metric mode, ignored otherwise.
-    eval_sets : dict of name -> (X, lengths, y), optional
-        Logged every ``eval_every`` epochs; never used for selection.
-    val : (X, lengths, y), optional
-        Validation set for selection and early stopping (module docstring).
-    n_classes : int, optional
-        Default: teacher columns, else ``max label + 1`` over all given labels.
-    resume : ResumePoint, optional
-        Save the resumable state there every ``resume.every`` epochs, and continue from a
-        saved state of the same fingerprint (module docstring). The caller deletes it.
-
-    Returns
-    -------
-    model : SkeletonTransformer (eval mode, on ``cfg.device``)
-    history : dict
-        Per epoch ``epoch, loss, ce, kl`` (the second loss term: KL to the teacher, or the
-        metric term; None in the other modes), ``lr``, ``seconds``;
-        ``eval`` and ``val``: ``{name: {"epoch", "accuracy", "cross_entropy"}}``;
-        ``best_epoch``, ``stopped_epoch``, ``selection``, ``n_train``.
-    """
+    """Train a :class:`SkeletonTransformer` with the per-seed loop: the arguments and the
+    returned ``(model, history)`` are those of :func:`geokd.models.train.train`."""
     y = torch.as_tensor(np.asarray(train_y), dtype=torch.long)
     X, L, eval_sets = torch.as_tensor(train_X), torch.as_tensor(train_len), eval_sets or {}
     P = None
