@@ -13,7 +13,8 @@ import pytest
 
 from geokd.data.store import StoreInfo, write_store
 from geokd.distances import normalise_distances
-from geokd.distances.shards import load_used, write_npy_with_sidecar
+from geokd.distances.normalise import load_used
+from geokd.distances.shards import write_npy_with_sidecar
 from geokd.errors import InputError
 from geokd.models.teacher import (
     exclusion_mask,

@@ -34,6 +34,9 @@ full_run_args = lambda w, input: [
     for p in input.full
 ]
 train_subject_args = lambda w: SETTINGS[w.dataset].dataset.protocols[w.protocol]["train"]
+budget_knn = lambda w: (
+    f"results/{w.dataset}/{w.protocol}/knn/{SETTINGS[w.dataset].teacher.metric}.json"
+)
 budget_test_matrix = lambda w: (
     f"results/{w.dataset}/{w.protocol}/distances/{SETTINGS[w.dataset].teacher.metric}/test-train.npy"
 )
@@ -72,7 +75,7 @@ rule budget_summary:
     input:
         subsets=budget_results,
         full=full_runs,
-        knn=lambda w: f"results/{w.dataset}/{w.protocol}/knn/{SETTINGS[w.dataset].teacher.metric}.json",
+        knn=budget_knn,
     output:
         "results/{dataset}/{protocol}/budgets/summary.json",
     log:

@@ -25,6 +25,7 @@ _EXPORTS = {
         "_cdist",
     ),
     **dict.fromkeys(["PreparedSequences", "matrix_from_pairs"], "_prepared"),
+    **dict.fromkeys(["NORMALISATIONS", "load_used", "normalise_distances"], "normalise"),
     **dict.fromkeys(
         [
             "MatrixSpec",
@@ -34,8 +35,6 @@ _EXPORTS = {
             "load_matrix",
             "matrix_pairs",
             "planned_blocks",
-            "load_used",
-            "normalise_distances",
             "select_sequences",
             "split_ids",
         ],

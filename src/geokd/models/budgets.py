@@ -38,7 +38,7 @@ import numpy as np
 
 from ..data.splits import read_split
 from ..data.store import load_sequences
-from ..distances.shards import load_used
+from ..distances.normalise import load_used
 from ..jsonfile import write_json
 from .config import SoftmaxSettings, StudentConfig, TrainConfig
 from .student import prepare

@@ -193,7 +193,7 @@ def run_knn(
     ``matrix`` (file name), ``metric`` (from the matrix sidecar) and ``distances`` (the
     normalisation) to :func:`knn_evaluate`'s dict.
     """
-    from ..distances.shards import load_used
+    from ..distances.normalise import load_used
     from ..jsonfile import write_json
 
     D, sidecar, test, train = load_used(matrix_path, split_table, "test", "train", normalise, store)

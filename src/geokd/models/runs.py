@@ -15,7 +15,7 @@ from ..atomic import write_many
 from ..checksum import sha256_file, sidecar_bytes
 from ..data.splits import read_split
 from ..data.store import load_sequences, read_info
-from ..distances.shards import load_used
+from ..distances.normalise import load_used
 from ..errors import InputError
 from ..jsonfile import json_text
 from ..provenance import git_revision
