@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import sys
 
-from . import __version__, commands, jobs, lifeline
+from . import __version__, cli_sources, commands, jobs, lifeline
 from .errors import InputError
 from .models.config import MODES
 
@@ -40,6 +40,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def _member(text: str) -> int | str:  # a subject (camera, setup) number or a pyskl split name
+    return int(text) if text.strip().lstrip("+-").isdigit() else text
 
 
 def _duplicates_option(parser: argparse.ArgumentParser) -> None:
@@ -188,13 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_option(syn)
     syn.set_defaults(func=commands.ingest_synthetic)
     _signum_parsers(sub, isub)
+    cli_sources.add_parsers(sub, isub)  # ingest ntu, ingest pyskl, synthetic-ntu
 
     split = sub.add_parser("split", help="write the split table of a protocol")
     split.add_argument("store", help="Parquet sequence store")
     split.add_argument("out", help="output split table (TSV)")
-    split.add_argument("--train", type=int, nargs="+", help="training subjects")
-    split.add_argument("--test", type=int, nargs="+", help="test subjects")
-    split.add_argument("--val", type=int, nargs="*", default=[], help="validation subjects")
+    split.add_argument("--train", type=_member, nargs="+", help="training subjects")
+    split.add_argument("--test", type=_member, nargs="+", help="test subjects")
+    split.add_argument("--val", type=_member, nargs="*", default=[], help="validation subjects")
+    split.add_argument(
+        "--by",
+        choices=("subject", "camera", "setup", "split"),
+        help="what the lists name: subjects (default), NTU cameras or setups, pyskl split names",
+    )
     _settings_option(split)
     split.set_defaults(func=commands.split)
 

@@ -81,12 +81,53 @@ def synthetic_signum(args: argparse.Namespace) -> None:
     _say(f"wrote synthetic SIGNUM-format set to {manifest} ({cfg})")
 
 
+def ingest_ntu(args: argparse.Namespace) -> None:
+    from .data.ntu import ingest
+
+    job = jobs.load(jobs.IngestJob, args, source="ntu")
+    n, rejected = ingest(
+        args.raw_dir,
+        args.out,
+        bodies=job.bodies,
+        skip_bad=job.skip_bad,
+        rejected_out=args.rejected,
+        dataset=args.dataset or "ntu",
+        allow_duplicates=job.allow_duplicates,
+    )
+    _say(f"wrote {n} sequences to {args.out}; {len(rejected)} file(s) rejected")
+
+
+def ingest_pyskl(args: argparse.Namespace) -> None:
+    from .data.pyskl import ingest
+
+    job = jobs.load(jobs.IngestJob, args, source="pyskl")
+    n, rejected = ingest(
+        args.annotations,
+        args.out,
+        bodies=job.bodies,
+        skip_bad=job.skip_bad,
+        rejected_out=args.rejected,
+        dataset=args.dataset or "pyskl",
+        allow_duplicates=job.allow_duplicates,
+    )
+    _say(f"wrote {n} sequences to {args.out}; {len(rejected)} sample(s) rejected")
+
+
+def synthetic_ntu(args: argparse.Namespace) -> None:
+    from .data.ntu_synthetic import NtuSyntheticConfig, write_synthetic_ntu
+
+    base = dataclasses.asdict(jobs.load(jobs.SyntheticNtuJob, args).synthetic_ntu)
+    cfg = _dataclass_options(args, NtuSyntheticConfig, base, "synthetic_ntu")
+    out = write_synthetic_ntu(args.out_dir, cfg)
+    _say(f"wrote synthetic NTU-format set to {out} ({cfg})")
+
+
 def split(args: argparse.Namespace) -> None:
     from .data.splits import write_split
 
     protocol = dict(jobs.load(jobs.SplitJob, args).protocol)
-    for name in ("train", "val", "test"):
-        if getattr(args, name):
+    for name in ("train", "val", "test", "by"):
+        if getattr(args, name, None):
             protocol[name] = getattr(args, name)
     protocol = {k: v for k, v in protocol.items() if v}
     for name in ("train", "test"):

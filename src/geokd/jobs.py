@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from . import settings as _st
+from .data.ntu_synthetic import NtuSyntheticConfig
 from .data.signum_synthetic import SignumSyntheticConfig
 from .data.synthetic import SyntheticConfig
 from .models.config import (
@@ -84,21 +85,25 @@ class IngestJob(Job):
     landmarks: str | None
     missing_landmarks: str | None
     synthetic: SyntheticConfig | None
+    #: ntu, pyskl: bodies per frame (1 or 2)
+    bodies: int | None
 
     @classmethod
     def of(cls, s, **wildcards):
         d, i = s.dataset, s.ingest
         utd, sig, syn = (d.source == x for x in ("utd_mhad", "signum", "synthetic"))
+        body = d.source in ("ntu", "pyskl")
         cfg = dataclasses.replace(d.synthetic or SyntheticConfig(), dataset=s.name)
         return cls(
             source=d.source,
             skip_bad=i.skip_bad,
-            allow_duplicates=i.allow_duplicates if utd or sig else None,
+            allow_duplicates=i.allow_duplicates if utd or sig or body else None,
             allow_outside_paths=i.allow_outside_paths if sig else None,
             layout=d.layout if utd else None,
             landmarks=d.landmarks if sig else None,
             missing_landmarks=d.missing_landmarks if sig else None,
             synthetic=cfg if syn else None,
+            bodies=d.bodies if body else None,
         )
 
     @classmethod
@@ -127,6 +132,22 @@ class SyntheticSignumJob(Job):
     @classmethod
     def defaults(cls, **wildcards):
         return cls(SignumSyntheticConfig())
+
+
+@dataclass
+class SyntheticNtuJob(Job):
+    """``geokd synthetic-ntu``: the generated NTU-format folder of ``.skeleton`` files."""
+
+    job: ClassVar[str] = "synthetic_ntu"
+    synthetic_ntu: NtuSyntheticConfig
+
+    @classmethod
+    def of(cls, s, **wildcards):
+        return cls(s.dataset.synthetic_ntu or NtuSyntheticConfig())
+
+    @classmethod
+    def defaults(cls, **wildcards):
+        return cls(NtuSyntheticConfig())
 
 
 @dataclass
@@ -370,8 +391,14 @@ class SummaryJob(Job):
 
     @classmethod
     def of(cls, s, **wildcards):
-        names = ("dataset", *_st.SECTIONS)
-        return cls({n: dataclasses.asdict(getattr(s, n)) for n in names})
+        sections = {n: dataclasses.asdict(getattr(s, n)) for n in ("dataset", *_st.SECTIONS)}
+        source = s.dataset.source
+        sections["dataset"] = {
+            k: v
+            for k, v in sections["dataset"].items()
+            if source in _st.SOURCE_FIELDS.get(k, (source,))  # another source's key: left out
+        }
+        return cls(sections)
 
     @classmethod
     def defaults(cls, **wildcards):
@@ -388,8 +415,8 @@ class SummaryJob(Job):
 #: job family -> its dataclass
 JOBS: dict[str, type[Job]] = {
     c.job: c
-    for c in (IngestJob, SyntheticSignumJob, SplitJob, DistanceJob, TeacherJob, KnnJob,
-              KnnLatencyJob, TrainJob, BudgetJob, SummaryJob)
+    for c in (IngestJob, SyntheticSignumJob, SyntheticNtuJob, SplitJob, DistanceJob, TeacherJob,
+              KnnJob, KnnLatencyJob, TrainJob, BudgetJob, SummaryJob)
 }  # fmt: skip
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from .atomic import write_text
 from .checksum import sha256_bytes
+from .data.ntu import N_CAMERAS, N_PERFORMERS, N_SETUPS
+from .data.ntu_synthetic import NtuSyntheticConfig
 from .data.signum import N_SIGNERS
 from .data.signum_synthetic import SignumSyntheticConfig
 from .data.skeleton import UTD_MHAD_ACTIONS
@@ -185,6 +187,24 @@ class DatasetSettings:
     as_published_of: str | None = None
     metrics: list[str] | None = None
     overrides: dict = field(default_factory=dict)
+    #: ntu, pyskl: bodies stored per frame, 1 (the most active) or 2 (50 NTU landmarks)
+    bodies: int = 1
+    #: ntu only, instead of raw_dir: generate a synthetic NTU-format folder
+    synthetic_ntu: NtuSyntheticConfig | None = None
+    #: pyskl only: the annotation pickle
+    annotations: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.bodies not in (1, 2):
+            raise ValueError(f"bodies must be 1 or 2, got {self.bodies!r}")
+
+
+#: dataset keys that only some sources read: left out of the other sources' job settings
+SOURCE_FIELDS = {
+    "bodies": ("ntu", "pyskl"),
+    "synthetic_ntu": ("ntu",),
+    "annotations": ("pyskl",),
+}
 
 
 @dataclass
@@ -266,6 +286,10 @@ def _n_subjects(d: DatasetSettings) -> int | None:
         return (d.synthetic or SyntheticConfig()).n_subjects
     if d.source == "utd_mhad":
         return UTD_MHAD_SUBJECTS
+    if d.source == "ntu":
+        return d.synthetic_ntu.n_performers if d.synthetic_ntu else N_PERFORMERS
+    if d.source == "pyskl":
+        return None  # performers where the pickle's names are NTU names, else subject 0
     if d.synthetic_signum is not None:
         return d.synthetic_signum.n_signers
     return N_SIGNERS
@@ -278,24 +302,57 @@ def _max_per_subject(d: DatasetSettings) -> int | None:
         return cfg.n_classes * cfg.n_trials
     if d.source == "utd_mhad":
         return len(UTD_MHAD_ACTIONS) * UTD_MHAD_TRIALS
+    if d.synthetic_ntu is not None:
+        cfg = d.synthetic_ntu
+        return cfg.n_actions * cfg.n_replications * cfg.n_cameras
     if d.synthetic_signum is not None:
         cfg = d.synthetic_signum
         return cfg.n_signs * cfg.n_repetitions
     return None
 
 
+#: a protocol's ``by`` (what its lists name) -> the sources that have it
+PROTOCOL_BY = {
+    "subject": None,  # every source
+    "camera": ("ntu", "pyskl"),
+    "setup": ("ntu", "pyskl"),
+    "split": ("pyskl",),
+}
+
+
+def _by_range(d: DatasetSettings, by: str) -> int | None:
+    """The largest number a protocol ``by`` this key may name (None: not known here)."""
+    if by == "subject":
+        return _n_subjects(d)
+    cfg = d.synthetic_ntu
+    if by == "camera":
+        return cfg.n_cameras if cfg else N_CAMERAS
+    if by == "setup":
+        return cfg.n_setups if cfg else N_SETUPS
+    return None
+
+
 def _check_protocols(name: str, d: DatasetSettings) -> None:
-    n = _n_subjects(d)
     for protocol, splits in d.protocols.items():
         key = f"datasets.{name}.protocols.{protocol}"
-        seen: dict[int, str] = {}
+        by = splits.get("by", "subject")
+        if by not in PROTOCOL_BY or (PROTOCOL_BY[by] and d.source not in PROTOCOL_BY[by]):
+            sources = {k: v or "every source" for k, v in PROTOCOL_BY.items()}
+            raise SettingsError(f"{key}.by", f"{by!r} is not a key of {d.source} ({sources})")
+        n = _by_range(d, by)
+        seen: dict[int | str, str] = {}
         for split, subjects in splits.items():
+            if split == "by":
+                continue
             for s in subjects:
+                if isinstance(s, str) != (by == "split"):
+                    what = "split names" if by == "split" else f"{by} numbers"
+                    raise SettingsError(f"{key}.{split}", f"{s!r}: by {by} lists {what}")
                 if s in seen:
-                    raise SettingsError(key, f"subject {s} is in both {seen[s]} and {split}")
+                    raise SettingsError(key, f"{by} {s} is in both {seen[s]} and {split}")
                 if n is not None and not 1 <= s <= n:
                     raise SettingsError(
-                        f"{key}.{split}", f"subject {s} does not exist ({d.source}: 1..{n})"
+                        f"{key}.{split}", f"{by} {s} does not exist ({d.source}: 1..{n})"
                     )
                 seen[s] = split
 
@@ -337,6 +394,8 @@ def _check_cross(s: Settings) -> None:
     per_subject = _max_per_subject(s.dataset)
     if "nngk" in t.methods and per_subject is not None:
         for protocol, splits in s.dataset.protocols.items():
+            if splits.get("by", "subject") != "subject":
+                continue
             n_train = per_subject * len(splits.get("train", []))
             if t.nngk.k >= n_train:
                 raise SettingsError(
@@ -344,6 +403,15 @@ def _check_cross(s: Settings) -> None:
                     f"k = {t.nngk.k} is not smaller than the training set of "
                     f"{where}.protocols.{protocol} (at most {n_train} sequences)",
                 )
+    for protocol, splits in s.dataset.protocols.items():
+        by = splits.get("by", "subject")
+        if s.budgets.enabled and by != "subject" and len(splits["train"]) > 1:
+            raise SettingsError(
+                f"{where}.protocols.{protocol}.by",
+                f"the label-budget study draws training subjects, but this protocol's lists "
+                f"name {by}s: set budgets: {{enabled: false}} for this dataset "
+                f"({where}.overrides.budgets)",
+            )
     for model in s.training.models:
         if model not in MODELS:
             raise SettingsError("training.models", f"unknown model {model!r} (known: {MODELS})")
@@ -354,8 +422,10 @@ def _check_cross(s: Settings) -> None:
             )
     for i, pair in enumerate(s.training.comparisons):
         key = f"training.comparisons.{i}"
-        if len(pair) != 2 or pair[0] not in ("distilled", "metric") or pair[1] not in (
-            "transformer", "label_smoothing", "nngk"
+        if (
+            len(pair) != 2
+            or pair[0] not in ("distilled", "metric")
+            or pair[1] not in ("transformer", "label_smoothing", "nngk")
         ):
             raise SettingsError(key, f"want [distilled|metric, a labels-only family], got {pair}")
     for model, over in s.training.per_model.items():

@@ -1,9 +1,13 @@
 """Protocols: named subject splits, written as one split table per protocol.
 
-A protocol maps ``train``, ``test`` and optionally ``val`` to lists of subject numbers.
-The split table (TSV) has one row per sequence of the store that the protocol uses:
-``sequence_id, label, subject, trial, split`` with split in {train, val, test}.
-Sequences of subjects the protocol does not name are left out.
+A protocol maps ``train``, ``test`` and optionally ``val`` to lists of subject numbers, or,
+with ``by`` (:data:`BY`), of another key of the store's rows: ``camera`` or ``setup`` numbers
+(NTU RGB+D's cross-view and cross-setup protocols; the store's optional columns of those
+names) or pyskl ``split`` names (a sequence belongs to the split whose names include one it is
+listed in, the store's ``splits`` column). The split table (TSV) has one row per sequence of
+the store that the protocol uses: ``sequence_id, label, subject, trial, split`` with split in
+{train, val, test} (``subject`` stays the subject, whatever ``by`` is). Sequences the
+protocol does not name are left out.
 """
 
 from __future__ import annotations
@@ -18,30 +22,70 @@ from ..errors import InputError
 from .store import load_sequences
 
 SPLITS = ("train", "val", "test")
+#: what a protocol's lists name: subjects (the default), NTU cameras or setups, pyskl splits
+BY = ("subject", "camera", "setup", "split")
 
 
 def assign_splits(meta: pd.DataFrame, protocol: Mapping[str, Sequence[int]]) -> pd.DataFrame:
-    """The split table of ``meta`` under ``protocol`` (subjects per split).
+    """The split table of ``meta`` under ``protocol`` (subjects per split, or what its ``by``
+    names: see the module docstring).
 
-    Raises ``ValueError`` when a subject is in two splits, ``train`` or ``test`` is
-    missing or names no subject of the data.
+    Raises ``ValueError`` when a subject (camera, setup, split name) is in two splits, ``by``
+    names a column the store lacks, a sequence falls in two splits, ``train`` or ``test`` is
+    missing or names nothing of the data.
     """
+    protocol = dict(protocol)
+    by = protocol.pop("by", None) or "subject"
+    if by not in BY:
+        raise ValueError(f"unknown protocol key by: {by!r}; expected one of {BY}")
     unknown = set(protocol) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown split name(s) {sorted(unknown)}; expected {SPLITS}")
-    owner: dict[int, str] = {}
+    column = "splits" if by == "split" else by
+    if column not in meta.columns:
+        raise ValueError(
+            f"the protocol splits by {by}, but the store has no {column!r} column (NTU RGB+D "
+            "stores have camera and setup, pyskl stores splits)"
+        )
+    owner: dict = {}
     for split in SPLITS:
         for s in protocol.get(split, []) or []:
+            s = str(s) if by == "split" else int(s)
             if s in owner:
-                raise ValueError(f"subject {s} is in both '{owner[s]}' and '{split}'")
-            owner[int(s)] = split
+                raise ValueError(f"{by} {s} is in both '{owner[s]}' and '{split}'")
+            owner[s] = split
     table = meta[["sequence_id", "label", "subject", "trial"]].copy()
-    table["split"] = table["subject"].map(owner)
+    if by == "split":
+        table["split"] = _split_of(meta, owner)
+    else:
+        table["split"] = meta[column].map(owner)
     table = table[table["split"].notna()].reset_index(drop=True)
     for split in ("train", "test"):
         if not (table["split"] == split).any():
-            raise ValueError(f"split '{split}' has no sequences (subjects {protocol.get(split)})")
+            what = "subjects" if by == "subject" else by
+            raise ValueError(f"split '{split}' has no sequences ({what} {protocol.get(split)})")
     return table
+
+
+def _split_of(meta: pd.DataFrame, owner: dict[str, str]) -> list[str | None]:
+    """Each row's split under a ``by: split`` protocol (``owner``: pyskl split name -> split)
+    from the comma-separated names in ``meta["splits"]``."""
+    listed = [
+        [] if not isinstance(v, str) or not v else v.split(",") for v in meta["splits"].tolist()
+    ]
+    known = {name for names in listed for name in names}
+    if missing := sorted(set(owner) - known):
+        raise ValueError(f"pyskl split(s) {missing} not in the store (it has {sorted(known)})")
+    out: list[str | None] = []
+    for sid, names in zip(meta["sequence_id"], listed, strict=True):
+        mine = {owner[n] for n in names if n in owner}
+        if len(mine) > 1:
+            raise ValueError(
+                f"sequence {sid} is listed in pyskl splits {sorted(n for n in names if n in owner)}"
+                f", which the protocol puts in {sorted(mine)}"
+            )
+        out.append(mine.pop() if mine else None)
+    return out
 
 
 def write_split(

@@ -18,6 +18,13 @@ source         string           raw file path relative to the raw folder
 sha256         string           SHA-256 of the raw file (of the frames bytes for synthetic)
 ============== ================ ===========================================================
 
+Optional columns (:data:`OPTIONAL_COLUMNS`), written only by the readers that know them, so
+that every other store (and every store written before they existed) is unchanged and loads
+as before: ``camera`` and ``setup`` (int32, NTU RGB+D's camera 1-3 and setup number, for the
+cross-view and cross-setup protocols) and ``splits`` (string, nullable: the pyskl split names
+a sequence is listed in, comma-separated). :func:`load_meta` and :func:`load_sequences` return
+them where the file has them.
+
 The schema metadata key ``geokd`` holds JSON with ``format_version``, ``dataset``,
 ``landmark_names``, ``bones``, ``units``, ``coordinate_system`` and ``source_info``.
 """
@@ -69,6 +76,13 @@ SCHEMA = pa.schema(
     ]
 )
 
+#: columns beyond the contract, present only where a reader writes them (see the docstring)
+OPTIONAL_COLUMNS: dict[str, pa.DataType] = {
+    "camera": pa.int32(),
+    "setup": pa.int32(),
+    "splits": pa.string(),
+}
+
 
 @dataclass
 class StoreInfo:
@@ -114,7 +128,7 @@ def write_store(
 
     ``meta`` has one row per sequence with the columns ``sequence_id, label, label_name,
     subject, trial, source, sha256`` (``dataset``, ``n_frames`` and ``n_landmarks`` are
-    filled in here).
+    filled in here), and any of :data:`OPTIONAL_COLUMNS` it holds.
     """
     path = Path(path)
     if len(sequences) != len(meta):
@@ -152,7 +166,15 @@ def write_store(
         "source": pa.array(meta["source"].astype(str).tolist(), pa.string()),
         "sha256": pa.array(meta["sha256"].astype(str).tolist(), pa.string()),
     }
-    table = pa.table(columns, schema=SCHEMA.with_metadata({META_KEY: info.to_json()}))
+    schema = SCHEMA
+    for name in (c for c in OPTIONAL_COLUMNS if c in meta):
+        kind = OPTIONAL_COLUMNS[name]
+        values = meta[name].astype(object).where(meta[name].notna(), None).tolist()
+        if pa.types.is_integer(kind):
+            values = [None if v is None else int(v) for v in values]
+        columns[name] = pa.array(values, kind)
+        schema = schema.append(pa.field(name, kind, nullable=True))
+    table = pa.table(columns, schema=schema.with_metadata({META_KEY: info.to_json()}))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
@@ -184,7 +206,8 @@ def load_meta(path: str | os.PathLike) -> pd.DataFrame:
     checked as by :func:`load_sequences` (all but the frame values)."""
     schema = _read_schema(path)
     try:
-        meta = pq.read_table(path, columns=list(META_COLUMNS)).to_pandas()
+        optional = [c for c in OPTIONAL_COLUMNS if c in schema.names]
+        meta = pq.read_table(path, columns=[*META_COLUMNS, *optional]).to_pandas()
         n_names = len(StoreInfo.from_json(schema.metadata[META_KEY]).landmark_names)
     except (OSError, pa.ArrowException, ValueError, TypeError) as exc:
         raise InputError(path, f"not a readable Parquet sequence store ({exc})") from exc

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..data.skeleton import HAND_BONES, UTD_MHAD_BONES, UTD_MHAD_JOINTS
+from ..data.skeleton import HAND_BONES, NTU_BONES, NTU_JOINTS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
 
 _J = {name: i for i, name in enumerate(UTD_MHAD_JOINTS)}
 #: glitch frames (about 0.2 % of real Kinect frames) take no part in the body frame
@@ -24,9 +24,13 @@ MAX_ABS_COS_SPINE_HIPS = 0.5
 
 def bones_for(n_landmarks: int) -> tuple[tuple[int, int], ...]:
     """(parent, child) pairs of the skeleton with ``n_landmarks``: the 20-joint Kinect body,
-    one MediaPipe hand (21) or two hands (42); ValueError otherwise."""
+    one MediaPipe hand (21) or two hands (42), the 25-joint NTU (Kinect v2) body or two of them
+    (50: body 1's joints, then body 2's); ValueError otherwise."""
     if n_landmarks == len(UTD_MHAD_JOINTS):
         return tuple(UTD_MHAD_BONES)
+    if n_landmarks in (len(NTU_JOINTS), 2 * len(NTU_JOINTS)):
+        k = len(NTU_JOINTS)
+        return tuple((a + k * b, c + k * b) for b in range(n_landmarks // k) for a, c in NTU_BONES)
     if n_landmarks in (21, 42):
         hands = n_landmarks // 21
         return tuple((a + 21 * h, b + 21 * h) for h in range(hands) for a, b in HAND_BONES)
