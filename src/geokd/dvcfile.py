@@ -58,6 +58,8 @@ INGEST_RULES = {
     "synthetic": ["ingest_synthetic"],
     "utd_mhad": ["ingest_utd_mhad"],
     "signum": ["ingest_signum"],
+    "ntu": ["ingest_ntu"],
+    "pyskl": ["ingest_pyskl"],
 }
 
 
@@ -153,11 +155,15 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
         rules = list(INGEST_RULES[s.dataset.source])
         outs = [store]
         deps: list = []
-        if s.dataset.synthetic_signum:
-            rules = ["synthetic_signum", *rules]
+        generated = next(
+            (g for g in ("synthetic_signum", "synthetic_ntu") if getattr(s.dataset, g)), None
+        )
+        if generated:
+            rules = [generated, *rules]
             outs = [f"data/raw/{d}", store]
         elif s.dataset.source != "synthetic":
-            raw = s.dataset.raw_dir or str(Path(s.dataset.manifest).parent)
+            raw = s.dataset.raw_dir or s.dataset.annotations
+            raw = raw or str(Path(s.dataset.manifest).parent)
             deps = [("the raw data (`dvc add` it to version it: docs/dvc.md)", raw)]
         keys = [
             f"{ds}.{k}"
@@ -165,8 +171,11 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
                 "source",
                 "synthetic",
                 "synthetic_signum",
+                "synthetic_ntu",
                 "raw_dir",
                 "manifest",
+                "annotations",
+                "bodies",
                 "layout",
                 "landmarks",
                 "missing_landmarks",
