@@ -18,6 +18,7 @@ import yaml
 
 from geokd.dvcfile import pipeline
 from geokd.errors import InputError
+from geokd.settings import resolve_all
 from tests.test_dvc import BIN, ROOT, covered, dotted, dry_run_jobs, rule_files, run
 
 SHARED = ROOT.parent / "shared" / "datasets" / "utd-mhad"
@@ -76,6 +77,13 @@ def test_every_param_is_a_key_of_its_config_and_every_stage_names_its_rules(name
     suffixes = [""] if len(datasets) == 1 else [f"_{d}" for d in datasets]
     expected = {f"{s}{x}" for s in ("ingest", "split", "distances", "teacher", "knn", "training")
                 for x in suffixes} | {"report"}  # fmt: skip
+    resolved = resolve_all(config)  # and the label-budget study where a dataset runs it
+    expected |= {
+        f"budgets{x}"
+        for d, x in zip(datasets, suffixes, strict=True)
+        if resolved[d].budgets.enabled
+        and any(len(p["train"]) > 1 for p in resolved[d].dataset.protocols.values())
+    }
     assert set(stages) == expected
     for stage, spec in stages.items():
         options, targets, rules = command(spec)

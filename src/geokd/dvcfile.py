@@ -52,6 +52,7 @@ RULE_FILES = {
     "teacher": ["teacher"],
     "knn": ["knn"],
     "training": ["train"],
+    "budgets": ["budgets"],
     "report": ["summary", "report"],
 }
 INGEST_RULES = {
@@ -277,6 +278,38 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
                       "timings JSON", model_dirs[0]), *model_dirs[1:]],
         }  # fmt: skip
         blocks.append(_block(stage_name("training", d), stage, {}))
+
+        studied = [
+            b
+            for b, p in zip(base, protocols, strict=True)
+            if s.budgets.enabled and len(s.dataset.protocols[p]["train"]) > 1
+        ]
+        if studied:  # the label-budget study: one stage per dataset
+            stage = {
+                "cmd": snakemake(
+                    [f"{b}/budgets/summary.json" for b in studied],
+                    ["budget_subset", "budget_summary"],
+                ),
+                "deps": [store, *splits, *dist_dirs, *knn_dirs, *model_dirs, *_code("budgets")],
+                "params": params(
+                    section("budgets")
+                    + _keys(config, "teacher", ["exclude", "softmax"])
+                    + _keys(config, "distances", ["normalise"])
+                    + [
+                        f"training.{k}"
+                        for k in ("train", "student")
+                        if _present(config, f"training.{k}")
+                    ]
+                ),
+                "outs": [
+                    (
+                        "<subset>.json: every arm's runs; summary.json: the bootstrap",
+                        f"{studied[0]}/budgets",
+                    ),
+                    *[f"{b}/budgets" for b in studied[1:]],
+                ],
+            }
+            blocks.append(_block(stage_name("budgets", d), stage, {}))
 
         report_deps += [store, *splits, *dist_dirs, *teacher_dirs, *knn_dirs, *model_dirs]
         report_outs += [f"{b}/timings.json" for b in base] + [f"{b}/summary.json" for b in base]
