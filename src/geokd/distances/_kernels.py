@@ -246,10 +246,11 @@ def _laguerre(lam, c2, c1, c0):
     return lam - _c(lam, 4.0) * p / (dp + r if dp >= 0.0 else dp - r)
 
 
-@njit(inline="always", **_opts)
-def _adj_quat(N, lam):
-    """Eigenvector of N for eigenvalue lam: the adjugate column of N - lam I with the largest
-    diagonal entry (adj ~ c q q^T, so |q_i| >= 1/2 there), and that |entry| (quality)."""
+def adjugate_entries(N, lam):
+    """The 10 entries ``b00, b01, b02, b03, b11, b12, b13, b22, b23, b33`` of the adjugate of
+    the symmetric ``N - lam I`` (``N`` as its 10 upper entries). Plain arithmetic, written once:
+    the numba kernel compiles it (inlined, :func:`_adjugate`) and the torch backend runs it on
+    tensors."""
     n00, n01, n02, n03, n11, n12, n13, n22, n23, n33 = N
     a00, a11, a22, a33 = n00 - lam, n11 - lam, n22 - lam, n33 - lam
     s0, s1, s2 = a00 * a11 - n01 * n01, a00 * n12 - n01 * n02, a00 * n13 - n01 * n03
@@ -266,6 +267,17 @@ def _adj_quat(N, lam):
     b22 = n03 * s4 - n13 * s2 + a33 * s0
     b23 = -n02 * s4 + n12 * s2 - n23 * s0
     b33 = n02 * s3 - n12 * s1 + a22 * s0
+    return b00, b01, b02, b03, b11, b12, b13, b22, b23, b33
+
+
+_adjugate = njit(inline="always", **_opts)(adjugate_entries)
+
+
+@njit(inline="always", **_opts)
+def _adj_quat(N, lam):
+    """Eigenvector of N for eigenvalue lam: the adjugate column of N - lam I with the largest
+    diagonal entry (adj ~ c q q^T, so |q_i| >= 1/2 there), and that |entry| (quality)."""
+    b00, b01, b02, b03, b11, b12, b13, b22, b23, b33 = _adjugate(N, lam)
     q = (b00, b01, b02, b03, abs(b00))
     q = (b01, b11, b12, b13, abs(b11)) if abs(b11) > q[4] else q
     q = (b02, b12, b22, b23, abs(b22)) if abs(b22) > q[4] else q

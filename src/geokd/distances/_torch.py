@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import QUAL_TOL, ROBUST_ITERS, STEP_TOL, STEP_TOL32
+from ._kernels import QUAL_TOL, ROBUST_ITERS, STEP_TOL, STEP_TOL32, adjugate_entries
 from ._prepared import matrix_from_pairs, precision_name
 from .config import DistanceConfig
 
@@ -136,22 +136,7 @@ def _adj_quat(N, lam):
     """The adjugate column of N - lam I with the largest |diagonal| (first on ties) and it."""
     import torch
 
-    n00, n01, n02, n03, n11, n12, n13, n22, n23, n33 = N
-    a00, a11, a22, a33 = n00 - lam, n11 - lam, n22 - lam, n33 - lam
-    s0, s1, s2 = a00 * a11 - n01 * n01, a00 * n12 - n01 * n02, a00 * n13 - n01 * n03
-    s3, s4, s5 = n01 * n12 - a11 * n02, n01 * n13 - a11 * n03, n02 * n13 - n12 * n03
-    t5, t4, t3 = a22 * a33 - n23 * n23, n12 * a33 - n13 * n23, n12 * n23 - n13 * a22
-    t2, t1 = n02 * a33 - n03 * n23, n02 * n23 - n03 * a22
-    b00 = a11 * t5 - n12 * t4 + n13 * t3
-    b01 = -n01 * t5 + n02 * t4 - n03 * t3
-    b02 = n13 * s5 - n23 * s4 + a33 * s3
-    b03 = -n12 * s5 + a22 * s4 - n23 * s3
-    b11 = a00 * t5 - n02 * t2 + n03 * t1
-    b12 = -n03 * s5 + n23 * s2 - a33 * s1
-    b13 = n02 * s5 - a22 * s2 + n23 * s1
-    b22 = n03 * s4 - n13 * s2 + a33 * s0
-    b23 = -n02 * s4 + n12 * s2 - n23 * s0
-    b33 = n02 * s3 - n12 * s1 + a22 * s0
+    b00, b01, b02, b03, b11, b12, b13, b22, b23, b33 = adjugate_entries(N, lam)
     q, best = [b00, b01, b02, b03], torch.abs(b00)
     for col, d in (((b01, b11, b12, b13), b11), ((b02, b12, b22, b23), b22)):
         take = torch.abs(d) > best
