@@ -8,7 +8,8 @@ from scipy import stats
 
 from geokd.report.summary import (
     best_model,
-    compare_models,
+    compare_pair,
+    declared_comparisons,
     model_family,
     model_names,
     paired_difference,
@@ -104,10 +105,9 @@ def test_models_in_display_order_and_best_of_each_side():
         "nngk",
         "metric_ensemble",
     ]
-    cmp = compare_models(summary)
-    # metric (mean 0.73) over distilled (0.70); label_smoothing (0.70) over nngk and
-    # transformer; the ensemble is left out although it is the best
+    cmp = compare_pair(summary, "metric", "label_smoothing")  # a declared pair
     assert (cmp["geometry"], cmp["labels_only"]) == ("metric", "label_smoothing")
+    assert cmp["declared"] is True
     assert cmp["seeds"] == [0, 1, 2]
     assert cmp["differences"] == pytest.approx([0.02, 0.04, 0.03])
     assert cmp["mean_difference"] == pytest.approx(0.03)
@@ -119,12 +119,22 @@ def test_models_in_display_order_and_best_of_each_side():
     assert best_model(summary) == {"model": "metric_ensemble", "accuracy": pytest.approx(0.91)}
 
 
+def test_comparisons_are_the_declared_pairs_not_the_test_winners():
+    summary = {"knn": {"procrustes": {"k1_accuracy": 0.5}}, "inference": {}, **FIVE}
+    pairs = [["distilled", "transformer"], ["metric", "nngk"], ["distilled", "absent"]]
+    found = declared_comparisons(summary, pairs)
+    # in the declared order, whatever the test means say; an untrained family: left out
+    assert [(c["geometry"], c["labels_only"]) for c in found] == [
+        ("distilled", "transformer"),
+        ("metric", "nngk"),
+    ]
+    assert declared_comparisons(summary, []) == []
+
+
 def test_missing_side_gives_no_comparison():
-    assert compare_models({"transformer": FIVE["transformer"], "nngk": FIVE["nngk"]}) is None
-    assert compare_models({"distilled": FIVE["distilled"], "metric": FIVE["metric"]}) is None
-    only_ensembles = {"distilled_ensemble": FIVE["distilled"], "transformer": FIVE["transformer"]}
-    assert compare_models(only_ensembles) is None
-    assert compare_models({}) is None and best_model({}) is None
+    two = {"transformer": FIVE["transformer"], "nngk": FIVE["nngk"]}
+    assert compare_pair(two, "distilled", "transformer") is None
+    assert compare_pair({}, "metric", "nngk") is None and best_model({}) is None
 
 
 def test_winner_can_be_knn():

@@ -8,6 +8,7 @@ import importlib
 import inspect
 import json
 import pkgutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -27,8 +28,8 @@ from geokd.settings import (
     TeacherSettings,
     resolve,
 )
-from tests.conftest import ROOT
 
+ROOT = Path(__file__).resolve().parents[1]
 #: the dataclasses whose fields a module's functions take as parameters of the same name
 OWNERS = {
     "geokd.distances": [DistanceConfig],

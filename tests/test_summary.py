@@ -59,7 +59,9 @@ def test_summary_gathers_means_stds_and_speedup(tmp_path):
         runs=runs,
         latency=[latency],
         store=store,
-        config={"a": 1},
+        config={
+            "training": {"comparisons": [["distilled", "label_smoothing"], ["metric", "nngk"]]}
+        },
         dataset="d",
         protocol="p",
     )
@@ -154,7 +156,9 @@ def _summarize_families(tmp_path, families=FAMILIES, name="summary.json"):
         runs=runs,
         latency=[latency],
         store=_write(tmp_path / "store.bin", {}),
-        config={"a": 1},
+        config={
+            "training": {"comparisons": [["distilled", "label_smoothing"], ["metric", "nngk"]]}
+        },
         dataset="d",
         protocol="p",
         run_timings=timings,
@@ -174,9 +178,12 @@ def test_summary_compares_five_families(tmp_path):
         assert entry["accuracy_mean"] == pytest.approx(np.mean(accs))
         assert entry["accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
         assert entry["n_seeds"] == 3
-    cmp = written["comparisons"]
-    # distilled (mean 0.67) beats metric (0.6533); label_smoothing (0.62) is the best labels-only
+    cmp = written["comparisons"]  # the first declared pair
     assert (cmp["geometry"], cmp["labels_only"]) == ("distilled", "label_smoothing")
+    assert [(c["geometry"], c["labels_only"]) for c in written["declared_comparisons"]] == [
+        ("distilled", "label_smoothing"),
+        ("metric", "nngk"),
+    ]
     diffs = np.array([0.70 - 0.60, 0.66 - 0.62, 0.65 - 0.64])
     assert cmp["seeds"] == [0, 1, 2] and cmp["n"] == 3
     assert cmp["differences"] == pytest.approx(diffs)

@@ -361,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--timings-out", help="write the measured times here, not into the summary (JSON)"
     )
     summ.add_argument(
+        "--speed",
+        metavar="SPLIT",
+        help="the protocol's split table: time the student (PyTorch eager and ONNX) and exact "
+        "1-NN again on its test sequences, one thread each, into the timings (give this job "
+        "the machine to itself)",
+    )
+    summ.add_argument(
         "--check",
         nargs="*",
         default=[],

@@ -374,6 +374,7 @@ def summarize(args: argparse.Namespace) -> None:
         protocol=args.protocol,
         run_timings=args.run_timings,
         timings_out=args.timings_out,
+        speed=args.speed,
     )
 
 

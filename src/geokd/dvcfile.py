@@ -53,7 +53,7 @@ RULE_FILES = {
     "knn": ["knn"],
     "training": ["train"],
     "budgets": ["budgets"],
-    "report": ["summary", "report"],
+    "report": ["summary", "report", "targets"],  # targets.smk: their input functions
 }
 INGEST_RULES = {
     "synthetic": ["ingest_synthetic"],

@@ -91,5 +91,5 @@ rule budget_summary:
     shell:
         "exec python -m geokd budget-summary {output:q} {input.subsets:q}"
         " --dataset {wildcards.dataset} --protocol {wildcards.protocol}"
-        " --train-subjects {params.subjects} {params.full:q} --full-knn {input.knn:q}"
+        " --train-subjects {params.subjects:q} {params.full:q} --full-knn {input.knn:q}"
         " > {log:q} 2>&1"

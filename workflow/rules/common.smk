@@ -73,24 +73,6 @@ def all_matrices():
     ]
 
 
-def checked(d, p):
-    """The checksummed models and soft labels of a protocol: read (and checked) by its summary."""
-    soft_labels = [f"{protocol_dir(d, p)}/teacher/{m}.parquet" for m in SETTINGS[d].teacher.methods]
-    return [f"{run}/model.pt" for run in seed_runs(d, p)] + soft_labels
-
-
-def all_outputs():
-    """Report, tables, summaries, DVC's files and every checksummed artifact, by name."""
-    per_protocol = ("summary.json", "metrics.json", "training_curves.json")
-    return [
-        "results/report.html",
-        "results/tables/accuracy.csv",
-        *all_matrices(),
-        *[f"{protocol_dir(d, p)}/{name}" for d, p in protocols() for name in per_protocol],
-        *[f for d, p in protocols() for path in checked(d, p) for f in (path, f"{path}.json")],
-    ]
-
-
 # ---------------------------------------------------------------- ingest
 @cache
 def raw_inputs_of(dataset):
@@ -153,47 +135,5 @@ ensemble_members = lambda w: [
     f"{run}/model.pt" for run in seed_runs(w.dataset, w.protocol, [w.model])
 ]
 
-
-# ---------------------------------------------------------------- summary and report
-def summary_inputs(wildcards):
-    d, p = wildcards.dataset, wildcards.protocol
-    s, base = SETTINGS[d], protocol_dir(d, p)
-    runs = seed_runs(d, p) + [f"{base}/models/{m}_ensemble" for m in s.training.ensembles]
-    return {
-        "store": store_path(d),
-        "knn": [f"{base}/knn/{m}.json" for m in s.metrics],
-        "latency": [f"{base}/knn/latency_{s.teacher.metric}.json"],
-        "teachers": [f"{base}/teacher/{m}.json" for m in s.teacher.methods],
-        "runs": [f"{run}/metrics.json" for run in runs],
-        "run_timings": [f"{run}/timings.json" for run in runs],
-        "checked": checked(d, p),  # `geokd summarize --check`: a damaged one stops it
-        "sidecars": [f"{path}.json" for path in checked(d, p)],
-    }
-
-
-histories = lambda w: [f"{run}/history.json" for run in seed_runs(w.dataset, w.protocol)]
-history_args = lambda w, input: [f"{Path(h).parts[-3]}={h}" for h in input.histories]
-
-
-report_inputs = lambda w: dict(
-    stores=[store_path(d) for d in SETTINGS],
-    splits=[split_path(*dp) for dp in protocols()],
-    matrices=all_matrices(),
-    summaries=all_summaries(),
-)
-
-
-def report_args(wildcards):
-    """The report's arguments (a list, for {params.args:q})."""
-    args = [a for d in SETTINGS for a in ("--dataset", f"{d}={store_path(d)}")]
-    args += [f"--as-published-of={d}={published_of(d)}" for d in SETTINGS if published_of(d)]
-    for flag, path in (("--split", split_path), ("--results", protocol_dir)):
-        args += [a for d, p in protocols() for a in (flag, f"{d}/{p}={path(d, p)}")]
-    return args
-
-
-def tables_args(wildcards):
-    """Corrected runs as --summary, "as published" ones fill their original's column."""
-    option = lambda d: "--as-published" if published_of(d) else "--summary"
-    summary = lambda d, p: f"{published_of(d) or d}/{p}={protocol_dir(d, p)}/summary.json"
-    return [a for d, p in protocols() for a in (option(d), summary(d, p))]
+# summary and report: their input functions and the targets (all_outputs) live in
+# rules/summary.smk and rules/report.smk.

@@ -2,6 +2,9 @@
 # same to the byte for the same config and seed) and timings.json (the measured times).
 
 
+# --speed times the student (PyTorch eager and exported to ONNX) and exact 1-NN again, one
+# thread each, into timings.json (geokd.report.speed): the job takes every core so that no
+# training or distance job disturbs the timings.
 rule summary:
     input:
         unpack(summary_inputs),
@@ -13,7 +16,8 @@ rule summary:
     benchmark:
         "benchmarks/summary/{dataset}/{protocol}.tsv"
     conda:
-        "../envs/core.yaml"
+        "../envs/summary.yaml"
+    threads: whole_machine
     params:
         settings=settings_file("summary"),
         code=CODE["report"],
@@ -22,7 +26,8 @@ rule summary:
         " --dataset {wildcards.dataset} --protocol {wildcards.protocol}"
         " --store {input.store:q} --knn {input.knn:q} --teacher {input.teachers:q}"
         " --run {input.runs:q} --latency {input.latency:q} --run-timings {input.run_timings:q}"
-        " --check {input.checked:q} --settings {params.settings:q} > {log:q} 2>&1"
+        " --check {input.checked:q} --speed {input.split:q} --settings {params.settings:q}"
+        " > {log:q} 2>&1"
 
 
 # summary.json + the runs' histories -> what DVC reads: a flat metrics file (`dvc metrics

@@ -3,7 +3,8 @@
 Owns the public distance API (:func:`cdist`, :func:`prepare`, :func:`knn_query`,
 :func:`pair_distance`, :func:`frame_cost_matrix`; contract in :mod:`._cdist`), the numba
 kernels (:mod:`._kernels`), the PyTorch backend (:mod:`._torch`), the plain reference
-implementation every fast path is tested against (:mod:`.reference`), and the distance
+implementation every fast path is tested against (:mod:`.reference`; its :func:`dtw_path`, the
+optimal warping path of a frame-cost matrix, is public), and the distance
 blocks the workflow computes as separate jobs and assembles (:mod:`.shards`).
 """
 
@@ -25,6 +26,7 @@ _EXPORTS = {
         "_cdist",
     ),
     **dict.fromkeys(["PreparedSequences", "matrix_from_pairs"], "_prepared"),
+    "dtw_path": "reference",
     **dict.fromkeys(["NORMALISATIONS", "load_used", "normalise_distances"], "normalise"),
     **dict.fromkeys(
         [

@@ -1,4 +1,5 @@
-"""Plain, obviously correct implementations of the frame costs and DTW (for tests only).
+"""Plain, obviously correct implementations of the frame costs and DTW (tests, and the
+report's alignment-path figure: :func:`dtw_path`).
 
 Nothing here is fast: one ``numpy.linalg.svd`` per frame pair and nested Python loops.
 :mod:`geokd.distances` must agree with these functions to 1e-9 relative.
@@ -106,8 +107,10 @@ def band(i: int, m: int, n: int, window: int | None) -> tuple[int, int]:
     return max(0, i - w), min(n, i + w + 1)
 
 
-def dtw(cost: np.ndarray, window: int | None = None) -> float:
-    """Classic DTW on a cost matrix: D[i][j] = cost[i][j] + min(up, left, diagonal)."""
+def accumulated_cost(cost: np.ndarray, window: int | None = None) -> np.ndarray:
+    """The DTW table of a cost matrix: D[i][j] = cost[i][j] + min(up, left, diagonal), with
+    D[0][0] = cost[0][0] and inf outside the band (:func:`band`)."""
+    cost = np.asarray(cost, dtype=np.float64)
     m, n = cost.shape
     d = np.full((m, n), np.inf)
     for i in range(m):
@@ -124,7 +127,52 @@ def dtw(cost: np.ndarray, window: int | None = None) -> float:
             if i > 0 and j > 0:
                 best = min(best, d[i - 1, j - 1])
             d[i, j] = cost[i, j] + best
-    return float(d[m - 1, n - 1])
+    return d
+
+
+def dtw(cost: np.ndarray, window: int | None = None) -> float:
+    """Classic DTW on a cost matrix: D[i][j] = cost[i][j] + min(up, left, diagonal)."""
+    return float(accumulated_cost(cost, window)[-1, -1])
+
+
+def dtw_path(cost: np.ndarray, window: int | None = None) -> tuple[np.ndarray, float]:
+    """The optimal DTW warping path over a frame-cost matrix, and its total cost.
+
+    The recursion of :func:`dtw` (steps (1,0), (0,1), (1,1), no normalisation, optional
+    Sakoe-Chiba ``window``), backtracked from ``(m-1, n-1)`` to ``(0, 0)``; on a tie the
+    diagonal step is taken first, then the step up (i - 1), then left (j - 1).
+
+    Parameters
+    ----------
+    cost : numpy.ndarray
+        The (m, n) frame-cost matrix (:func:`cost_matrix`, or
+        :func:`geokd.distances.frame_cost_matrix`).
+    window : int, optional
+        Sakoe-Chiba half-width, as in :func:`geokd.distances.cdist`.
+
+    Returns
+    -------
+    path : numpy.ndarray
+        (L, 2) int array of (i, j) frame pairs from (0, 0) to (m-1, n-1).
+    distance : float
+        ``D[m-1, n-1]``, the DTW distance (the sum of the costs along the path; equal to
+        :func:`dtw`).
+    """
+    d = accumulated_cost(cost, window)
+    m, n = d.shape
+    i, j = m - 1, n - 1
+    path = [(i, j)]
+    while (i, j) != (0, 0):
+        steps = []
+        if i > 0 and j > 0:
+            steps.append((d[i - 1, j - 1], i - 1, j - 1))
+        if i > 0:
+            steps.append((d[i - 1, j], i - 1, j))
+        if j > 0:
+            steps.append((d[i, j - 1], i, j - 1))
+        _, i, j = min(steps, key=lambda s: s[0])  # min keeps the first of equal values
+        path.append((i, j))
+    return np.array(path[::-1], dtype=np.int64), float(d[m - 1, n - 1])
 
 
 def distance(a, b, metric: str = "procrustes", window: int | None = None, **params) -> float:

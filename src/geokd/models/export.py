@@ -24,7 +24,13 @@ from ..checksum import sidecar_bytes, sidecar_path
 from ..errors import InputError
 from .predict import Student, load_student
 
-__all__ = ["FORMATS", "export_student", "run_exported"]
+__all__ = [
+    "FORMATS",
+    "export_student",
+    "onnx_latency_ms_per_sample",
+    "onnx_session",
+    "run_exported",
+]
 
 FORMATS = ("onnx", "torchscript")
 EXPORT_FORMAT = "geokd.exported_student/1"
@@ -108,15 +114,49 @@ def export_student(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLi
     return {**meta, "size": len(data)}
 
 
+def onnx_session(path: str | os.PathLike):
+    """An ONNX Runtime session of an exported student on the CPU, one thread."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
+
+
 def run_exported(path: str | os.PathLike, fmt: str, x: torch.Tensor, lengths: torch.Tensor):
     """Logits (numpy, (B, n_classes)) of an exported file on prepared inputs (tests, bench)."""
     if fmt == "torchscript":
         module = torch.jit.load(os.fspath(path))
         with torch.inference_mode():
             return module(x, lengths).numpy()
-    import onnxruntime as ort
+    return onnx_session(path).run(None, {"x": x.numpy(), "lengths": lengths.numpy()})[0]
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x.numpy(), "lengths": lengths.numpy()})[0]
+
+def onnx_latency_ms_per_sample(
+    session,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    batch_size: int = 1,
+    *,
+    warmup: int = 3,
+    repeats: int = 20,
+) -> float:
+    """Median inference time per sample in ms of an :func:`onnx_session`, as
+    :func:`geokd.models.checkpoint.latency_ms_per_sample` times the eager model: ``warmup``
+    untimed and ``repeats`` timed runs over consecutive batches of ``batch_size`` samples of
+    the prepared ``x`` (N, max_frames, K*3) (wrapping around), the median batch time divided
+    by the batch size. The graph takes the whole padded length (the eager model is cut to
+    the batch's longest sequence: the same work where every sequence has ``max_frames``)."""
+    import time
+
+    xs, ls = x.numpy(), lengths.numpy()
+    n, b = len(xs), min(batch_size, len(xs))
+    times = []
+    for r in range(warmup + repeats):
+        idx = np.arange(r * b, (r + 1) * b) % n
+        feed = {"x": xs[idx], "lengths": ls[idx]}
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        if r >= warmup:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1000.0 / b

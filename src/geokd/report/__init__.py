@@ -2,7 +2,9 @@
 
 Owns ``summary.json`` (:mod:`.summary`), ``results/tables/`` (:mod:`.tables`), the
 self-contained ``results/report.html`` (:mod:`.page`, its shared HTML helpers :mod:`.html`
-and result sections :mod:`.results`) and the figures (:mod:`.plots`, :mod:`.plots_results`).
+and result sections :mod:`.results`) and the figures (:mod:`.plots`, :mod:`.plots_results`);
+the inference speed the summary job measures alone (:mod:`.speed`) and the marker that makes
+the report target rebuild a lost input (:mod:`.missing`).
 """
 
 from ..lazy import lazy_exports

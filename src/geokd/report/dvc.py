@@ -36,11 +36,17 @@ def flat_metrics(summary: Mapping) -> dict[str, float]:
         out[f"{mode}_accuracy_std"] = res["accuracy_std"]
         out[f"{mode}_macro_f1"] = res["macro_f1_mean"]
         out[f"{mode}_seeds"] = res["n_seeds"]
-    cmp = summary.get("comparisons") or {}
+    cmp = summary.get("comparisons") or {}  # the first declared comparison
     if cmp.get("mean_difference") is not None:
         out["geometry_gain"] = cmp["mean_difference"]
     if cmp.get("ci95"):  # none for a single seed
         out["geometry_gain_ci_low"], out["geometry_gain_ci_high"] = cmp["ci95"]
+    for c in summary.get("declared_comparisons") or []:  # every declared one
+        key = f"gain_{c['geometry']}_vs_{c['labels_only']}"
+        if c.get("mean_difference") is not None:
+            out[key] = c["mean_difference"]
+        if c.get("ci95"):
+            out[f"{key}_ci_low"], out[f"{key}_ci_high"] = c["ci95"]
     return out
 
 

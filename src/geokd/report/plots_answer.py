@@ -3,8 +3,9 @@ time, and two confusion matrices side by side.
 
 Built like :mod:`geokd.report.plots_results` (no pyplot; render with
 :func:`geokd.report.plots.fig_to_png_base64` or :func:`geokd.report.plots.save_figure`). The
-DTW alignment path figure and its helper :func:`~geokd.report.plots_results.dtw_path` live in
-:mod:`geokd.report.plots_results`.
+DTW alignment path figure lives in :mod:`geokd.report.plots_results` (the path itself:
+:func:`geokd.distances.dtw_path`), the confusion heatmap both draw in
+:func:`geokd.report.plots_results.confusion_heatmap`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .plots import _safe
-from .plots_results import _MAX_ANNOTATED, _class_ticks, mode_color
+from .plots_results import confusion_heatmap, mode_color
 
 
 def reliability_bins(P: np.ndarray, labels: Sequence[int], n_bins: int = 15) -> dict:
@@ -144,28 +145,11 @@ def confusion_pair(
     0 to 1, one colour bar); rows: true class, columns: predicted."""
     mats = [np.asarray(c, dtype=np.int64) for c in (left, right)]
     C = mats[0].shape[0]
-    names = [class_names[c] if c < len(class_names) else str(c) for c in range(C)]
     side = min(7.0, max(3.6, 0.25 * C + 2.2))
     fig = Figure(figsize=(2 * side + 1.2, side + 0.4), layout="constrained")
     axes = fig.subplots(1, 2)
     im = None
     for k, (ax, cm, title) in enumerate(zip(axes, mats, (left_title, right_title), strict=True)):
-        rows = cm.sum(axis=1, keepdims=True)
-        frac = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
-        im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-        if C <= _MAX_ANNOTATED:
-            for (i, j), c in np.ndenumerate(cm):
-                if c:
-                    color = "white" if frac[i, j] > 0.6 else "black"
-                    ax.text(j, i, str(c), ha="center", va="center", fontsize=6, color=color)
-        _class_ticks(ax, "x", np.arange(C), names, rotate=True)
-        _class_ticks(ax, "y", np.arange(C), names)
-        ax.set_xlabel("predicted class")
-        if k == 0:
-            ax.set_ylabel("true class")
-        else:  # same class order as on the left
-            ax.tick_params(labelleft=False)
-        acc = np.trace(cm) / max(int(cm.sum()), 1)
-        ax.set_title(_safe(f"{title}\naccuracy {100 * acc:.1f} %"), fontsize=10)
+        im = confusion_heatmap(ax, cm, class_names, title, fontsize=6, ylabel=k == 0)
     fig.colorbar(im, ax=list(axes), label="fraction of the true class", shrink=0.8)
     return fig

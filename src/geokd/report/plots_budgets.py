@@ -5,7 +5,9 @@ the numbers). Built like :mod:`geokd.report.plots_results` (no pyplot)."""
 
 from __future__ import annotations
 
+import json
 from html import escape
+from pathlib import Path
 
 from matplotlib.figure import Figure
 
@@ -81,3 +83,23 @@ def budget_table_html(summary: dict) -> str:
         "of a hierarchical bootstrap over subsets, then seeds; differences paired run by run. "
         "The comparisons were declared before the run.</p><ul>" + verdicts + "</ul>"
     )
+
+
+def budgets_html(rdir: Path, emit) -> str | None:
+    """The report's label-budget section of one protocol (``<results>/budgets/summary.json``):
+    the learning curve, its table and the verdict per budget; None without the study."""
+    path = Path(rdir) / "budgets" / "summary.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    if not summary.get("by_budget"):
+        return None
+    fig = emit(
+        "budgets",
+        learning_curve(summary),
+        "learning curve of the label-budget study",
+        "Test accuracy against the number of labelled training subjects (the others' "
+        "sequences unlabelled), one line per arm with its 95 % interval (hierarchical bootstrap "
+        "over subsets and seeds); the last point is the full-label run.",
+    )
+    return fig + budget_table_html(summary)

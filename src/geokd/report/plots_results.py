@@ -255,28 +255,53 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> Figure:
     return fig
 
 
-def confusion_matrix(confusion, class_names: Sequence[str], title: str) -> Figure:
-    """Confusion matrix (rows: true class, columns: predicted), coloured by row fraction."""
+def confusion_heatmap(
+    ax,
+    confusion,
+    class_names: Sequence[str],
+    title: str,
+    *,
+    fontsize: int = 7,
+    ylabel: bool = True,
+    count: bool = False,
+):
+    """Draw a confusion matrix on ``ax`` (rows: true class, columns: predicted), coloured by
+    the fraction of the true class (0 to 1, ``Blues``), counts in the cells up to
+    ``_MAX_ANNOTATED`` classes, class names on the axes (the y names only with ``ylabel``);
+    the title is ``title`` and the accuracy (with ``count``: on how many test sequences).
+    The one heatmap of :func:`confusion_matrix` and
+    :func:`geokd.report.plots_answer.confusion_pair`. Returns the image (for a colour bar)."""
     cm = np.asarray(confusion, dtype=np.int64)
     C = cm.shape[0]
     rows = cm.sum(axis=1, keepdims=True)
     frac = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
     names = [class_names[c] if c < len(class_names) else str(c) for c in range(C)]
-    side = min(9.0, max(4.2, 0.3 * C + 2.5))
-    fig = Figure(figsize=(side + 1.0, side), layout="constrained")
-    ax = fig.subplots()
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
     if C <= _MAX_ANNOTATED:
         for (i, j), c in np.ndenumerate(cm):
             if c:
                 color = "white" if frac[i, j] > 0.6 else "black"
-                ax.text(j, i, str(c), ha="center", va="center", fontsize=7, color=color)
+                ax.text(j, i, str(c), ha="center", va="center", fontsize=fontsize, color=color)
     _class_ticks(ax, "x", np.arange(C), names, rotate=True)
     _class_ticks(ax, "y", np.arange(C), names)
     ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    if ylabel:
+        ax.set_ylabel("true class")
+    else:  # beside another matrix with the same class order
+        ax.tick_params(labelleft=False)
     acc = np.trace(cm) / max(int(cm.sum()), 1)
-    ax.set_title(_safe(f"{title}\naccuracy {100 * acc:.1f} % on {int(cm.sum())} test sequences"))
+    on = f" on {int(cm.sum())} test sequences" if count else ""
+    ax.set_title(_safe(f"{title}\naccuracy {100 * acc:.1f} %{on}"), fontsize=10)
+    return im
+
+
+def confusion_matrix(confusion, class_names: Sequence[str], title: str) -> Figure:
+    """Confusion matrix (rows: true class, columns: predicted), coloured by row fraction."""
+    C = np.shape(confusion)[0]
+    side = min(9.0, max(4.2, 0.3 * C + 2.5))
+    fig = Figure(figsize=(side + 1.0, side), layout="constrained")
+    ax = fig.subplots()
+    im = confusion_heatmap(ax, confusion, class_names, title, count=True)
     fig.colorbar(im, ax=ax, label="fraction of the true class")
     return fig
 
@@ -317,60 +342,6 @@ def per_class_accuracy(
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
-
-
-def dtw_path(cost: np.ndarray, window: int | None = None) -> tuple[np.ndarray, float]:
-    """The optimal DTW warping path over a frame-cost matrix, and its total cost.
-
-    The recursion of :func:`geokd.distances.reference.dtw` (steps (1,0), (0,1), (1,1),
-    no normalisation, optional Sakoe-Chiba ``window``), backtracked from ``(m-1, n-1)`` to
-    ``(0, 0)``; on a tie the diagonal step is taken first, then the step up (i - 1), then
-    left (j - 1).
-
-    Parameters
-    ----------
-    cost : numpy.ndarray
-        The (m, n) frame-cost matrix (:func:`geokd.distances.reference.cost_matrix`).
-    window : int, optional
-        Sakoe-Chiba half-width, as in :func:`geokd.distances.cdist`.
-
-    Returns
-    -------
-    path : numpy.ndarray
-        (L, 2) int array of (i, j) frame pairs from (0, 0) to (m-1, n-1).
-    distance : float
-        ``D[m-1, n-1]``, the DTW distance (the sum of the costs along the path).
-    """
-    from ..distances.reference import band
-
-    cost = np.asarray(cost, dtype=np.float64)
-    m, n = cost.shape
-    D = np.full((m, n), np.inf)
-    for i in range(m):
-        lo, hi = band(i, m, n, window)
-        for j in range(lo, hi):
-            if i == 0 and j == 0:
-                D[i, j] = cost[0, 0]
-                continue
-            best = min(
-                D[i - 1, j - 1] if i > 0 and j > 0 else np.inf,
-                D[i - 1, j] if i > 0 else np.inf,
-                D[i, j - 1] if j > 0 else np.inf,
-            )
-            D[i, j] = cost[i, j] + best
-    i, j = m - 1, n - 1
-    path = [(i, j)]
-    while (i, j) != (0, 0):
-        steps = []
-        if i > 0 and j > 0:
-            steps.append((D[i - 1, j - 1], i - 1, j - 1))
-        if i > 0:
-            steps.append((D[i - 1, j], i - 1, j))
-        if j > 0:
-            steps.append((D[i, j - 1], i, j - 1))
-        _, i, j = min(steps, key=lambda s: s[0])  # min keeps the first of equal values
-        path.append((i, j))
-    return np.array(path[::-1], dtype=np.int64), float(D[m - 1, n - 1])
 
 
 def alignment_path(

@@ -21,14 +21,14 @@ from matplotlib.figure import Figure
 
 from ..checksum import sha256_file
 from ..data.splits import read_split
-from ..distances import reference
 from ..distances.shards import load_matrix
 from ..errors import InputError, read_json
 from ..models.teacher import N_ECE_BINS, read_soft_labels
-from . import plots
+from . import plots, plots_budgets
 from . import plots_answer as aplots
 from . import plots_results as rplots
-from .answer import _accuracy_time_html, _comparison_html, mode_title
+from .alignment import dtw_path_html
+from .answer import _accuracy_time_html, _comparison_html, mode_title, seeds_text
 from .html import _Emitter, _esc, _grid, _img, _mono, _num, _pct, _slug
 from .run_facts import RunFacts
 from .summary import model_names, read_summary, sort_models
@@ -54,6 +54,10 @@ RESULT_SECTIONS = {
         "Confusion matrices and per-class accuracy",
         "knn/*.json, models/*/seed*/metrics.json",
     ),
+    "budgets": (
+        "Label budgets: what geometry teaches when labels are scarce",
+        "budgets/summary.json",
+    ),
 }
 #: Stages (figures sub-folders) of the figure keys added here; the others:
 #: :data:`geokd.report.html.FIGURE_STAGES`.
@@ -62,6 +66,7 @@ RESULT_FIGURE_STAGES = {
     "dtw_path": "distances",
     "accuracy_vs_time": "students",
     "confusion_pair": "students",
+    "budgets": "budgets",
 }
 
 
@@ -113,7 +118,7 @@ def _accuracy_html(summary: dict, emit: _Emitter | None = None) -> str:
                 _esc(mode_title(mode)),
                 fmt_number(cell, 100, 2),
                 _pct(res.get("macro_f1_mean")),
-                str(res["n_seeds"]),
+                seeds_text(res, mode),
                 _esc(seeds),
             ]
         )
@@ -135,55 +140,12 @@ def _accuracy_html(summary: dict, emit: _Emitter | None = None) -> str:
     out += "<p>Test accuracy; models: mean &plusmn; sample standard deviation over seeds.</p>"
     out += _grid(head, rows)
     if irows:
-        out += "<p>Inference speed (as timed by the workflow).</p>"
+        out += "<p>Inference speed as timed in the training and KNN jobs, beside other jobs "
+        out += "(timed alone, and in ONNX Runtime: the first section).</p>"
         out += _grid(["quantity", "value", "unit"], irows, text_cols=(0, 2))
     if emit is not None:
         out += _accuracy_time_html(summary, emit)
     return out
-
-
-def _example_pair(rdir: Path, sequences: Mapping[str, np.ndarray]) -> tuple | None:
-    """The first test sequence and its nearest training sequence under the teacher's metric
-    (``distances/<metric>/test-train.npy``; ``procrustes`` first, else the first metric):
-    ``(metric, sidecar, query id, reference id, their matrix entry)``, or ``None``."""
-    found = sorted(rdir.glob("distances/*/test-train.npy"))
-    found.sort(key=lambda p: p.parent.name != "procrustes")
-    for path in found:
-        D, side = load_matrix(path)
-        rows = [str(i) for i in side.get("row_ids") or []]
-        cols = [str(i) for i in side.get("col_ids") or []]
-        if (len(rows), len(cols)) != D.shape or not rows or not cols:
-            raise InputError(path, "row or column ids do not match the matrix")
-        if rows[0] not in sequences:
-            raise InputError(path, f"sequence {rows[0]!r} is not in the store")
-        j = int(np.argmin(D[0]))
-        if cols[j] not in sequences:
-            raise InputError(path, f"sequence {cols[j]!r} is not in the store")
-        metric = str(side.get("metric") or path.parent.name)
-        return metric, side, rows[0], cols[j], float(D[0, j])
-    return None
-
-
-def _dtw_path_html(rdir: Path, sequences: Mapping[str, np.ndarray], emit: _Emitter) -> str:
-    pair = _example_pair(rdir, sequences) if sequences else None
-    if pair is None:
-        return ""
-    metric, side, query, ref, stored = pair
-    params = side.get("metric_params") or {}
-    window = side.get("window")
-    cost = reference.cost_matrix(sequences[query], sequences[ref], metric, **params)
-    path, total = rplots.dtw_path(cost, window)
-    band = f", Sakoe-Chiba band {window}" if window is not None else ""
-    return emit(
-        f"dtw_path_{metric}",
-        rplots.alignment_path(cost, path, total, query, ref, metric),
-        f"DTW alignment path of {query} and {ref}",
-        f"The first test sequence, {query}, and its nearest training sequence, {ref}: the "
-        f"{metric} cost of every pair of their frames (plain reference implementation) and "
-        f"the optimal DTW warping path over it (steps (1,0), (0,1), (1,1){band}). Its total "
-        f"cost, {total:.6g}, is their DTW distance; the test x train matrix holds "
-        f"{stored:.6g}.",
-    )
 
 
 def _distances_html(
@@ -219,7 +181,7 @@ def _distances_html(
                 "classes (each pair once; areas normalised to 1).",
             )
         )
-    parts.append(_dtw_path_html(rdir, sequences or {}, emit))
+    parts.append(dtw_path_html(rdir, sequences or {}, emit))
     return "".join(parts) or None
 
 
@@ -467,13 +429,15 @@ def _results_section(
         "teacher": _teacher_html(rdir, labels, names, emit),
         "curves": _curves_html(runs, emit),
         "confusion": _confusion_html(knn, runs, summary, names, emit),
+        "budgets": plots_budgets.budgets_html(rdir, emit),
     }
     subs = [(key, *RESULT_SECTIONS[key], body) for key, body in bodies.items()]
     parts = [
         f'<h4 id="{anchor}">Results: protocol {_esc(protocol)}</h4>',
         f'<p class="meta">results folder <code>{_esc(rdir)}</code></p>',
     ]
-    missing = [f"{title} ({needs})" for _, title, needs, body in subs if body is None]
+    optional = {"budgets"}  # a dataset with the study off, or one training subject
+    missing = [f"{t} ({needs})" for k, t, needs, body in subs if body is None and k not in optional]
     for key, title, _, body in subs:
         if body is not None:
             parts.append(f'<h5 id="{anchor}-{key}">{_esc(title)}</h5>\n{body}')

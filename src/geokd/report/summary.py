@@ -8,11 +8,14 @@
 - one entry per model family (the runs' ``mode``: ``transformer``, ``label_smoothing``,
   ``distilled``, ``metric``, ``nngk``, ensembles...): ``accuracy_mean``, ``accuracy_std``
   (sample std over seeds, ddof=1; 0 for one seed), ``macro_f1_mean``, ``n_seeds``,
-  ``per_seed`` ({seed: accuracy}), ``epochs``;
-- ``comparisons``: the best geometry-taught model (:func:`model_family`) against the best
-  labels-only one, paired by seed (:func:`compare_models`): ``geometry``, ``labels_only``,
-  ``seeds``, ``differences``, ``mean_difference``, ``ci95``, ``n``, ``verdict``; absent
-  where either side has no model;
+  ``per_seed`` ({seed: accuracy}), ``epochs``; a seed ensemble (one run: one model) also
+  ``members``, the seeds it averages;
+- ``declared_comparisons``: the comparisons the config declares before the run
+  (``training.comparisons``: ``[geometry-taught family, labels-only family]`` pairs), each
+  paired by seed (:func:`compare_pair`): ``geometry``, ``labels_only``, ``seeds``,
+  ``differences``, ``mean_difference``, ``ci95``, ``n``, ``verdict``, ``declared: true``; a
+  pair whose families were not both trained is left out. Nothing is chosen by test accuracy.
+  ``comparisons`` is the first of them (the headline's); both absent without any;
 - ``winner``: the best model overall, ``model`` and ``accuracy`` (students by
   ``accuracy_mean``; ``knn``, the 1-NN accuracy of the teacher's metric, with ``metric``);
 - ``inference``: ``models`` ({model: ``ms_per_sample`` (batch 1, mean over its runs),
@@ -21,6 +24,10 @@
   ``student_ms_per_sample_batched``; ``knn_ms_per_sample`` (exact Procrustes-DTW 1-NN against
   the whole training set), ``speedup`` = knn / student batch 1, ``speedup_batched`` = knn /
   student batched (per-sample throughput; batch 1 is bounded by PyTorch's per-call overhead);
+  these were timed inside the training, ensemble and ``knn_latency`` jobs, beside whatever
+  else ran. With ``speed`` (a split table): ``speed``, the student and exact 1-NN timed again
+  by the summary job on one thread, in PyTorch eager mode and exported to ONNX
+  (:mod:`.speed`; the workflow gives that job the whole machine);
 - ``provenance``: ``config_hash``, ``git_revision``, ``packages``, ``data_sha256``.
 
 Measured times differ from run to run. With ``timings_out`` (the workflow's
@@ -59,6 +66,7 @@ RESERVED = (
     "provenance",
     "train_seconds",
     "comparisons",
+    "declared_comparisons",
     "winner",
 )
 
@@ -179,30 +187,38 @@ def verdict(geometry: str, labels_only: str, paired: Mapping) -> str:
     )
 
 
-def compare_models(summary: Mapping) -> dict | None:
-    """The best geometry-taught model against the best labels-only one, paired by seed.
-
-    "Best" is the highest ``accuracy_mean`` (ties: the first in display order); ensembles and
-    unknown families are left out (:func:`model_family`).
+def compare_pair(summary: Mapping, geometry: str, labels_only: str) -> dict | None:
+    """One declared comparison: ``geometry`` against ``labels_only`` (two families of the
+    summary), paired by seed; ``None`` where either was not trained.
 
     Returns
     -------
     dict or None
         ``geometry``, ``labels_only`` (names), the :func:`paired_difference` of their
-        ``per_seed`` accuracies (geometry - labels only) and its :func:`verdict`; ``None``
-        where either side has no model.
+        ``per_seed`` accuracies (geometry - labels only), its :func:`verdict` and
+        ``declared: True``.
     """
-    best: dict[str, str] = {}
-    for name in model_names(summary):
-        side = model_family(name)
-        acc = summary[name]["accuracy_mean"]
-        if side and (side not in best or acc > summary[best[side]]["accuracy_mean"]):
-            best[side] = name
-    if set(best) != {"geometry", "labels_only"}:
+    if geometry not in summary or labels_only not in summary:
         return None
-    geo, lab = best["geometry"], best["labels_only"]
-    paired = paired_difference(summary[geo]["per_seed"], summary[lab]["per_seed"])
-    return {"geometry": geo, "labels_only": lab, **paired, "verdict": verdict(geo, lab, paired)}
+    paired = paired_difference(summary[geometry]["per_seed"], summary[labels_only]["per_seed"])
+    return {"geometry": geometry, "labels_only": labels_only, **paired,
+            "verdict": verdict(geometry, labels_only, paired), "declared": True}  # fmt: skip
+
+
+def declared_comparisons(summary: Mapping, pairs) -> list[dict]:
+    """:func:`compare_pair` of every declared ``(geometry, labels_only)`` pair that was
+    trained, in the declared order."""
+    found = [compare_pair(summary, geo, lab) for geo, lab in pairs]
+    return [c for c in found if c is not None]
+
+
+def comparisons_of(summary: Mapping) -> list[dict]:
+    """The declared comparisons of a summary (an older summary's single ``comparisons``)."""
+    listed = summary.get("declared_comparisons")
+    if listed is not None:
+        return list(listed)
+    one = summary.get("comparisons")
+    return [one] if one else []
 
 
 def teacher_metric(knn: Mapping, timed: str | None = None) -> str | None:
@@ -235,7 +251,7 @@ def best_model(summary: Mapping, knn_metric: str | None = None) -> dict | None:
 def _model_summary(runs: Sequence[dict]) -> dict:
     acc = np.array([r["test"]["accuracy"] for r in runs], dtype=float)
     f1 = np.array([r["test"]["macro_f1"] for r in runs], dtype=float)
-    return {
+    out = {
         "accuracy_mean": float(acc.mean()),
         "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
         "macro_f1_mean": float(f1.mean()),
@@ -243,6 +259,34 @@ def _model_summary(runs: Sequence[dict]) -> dict:
         "per_seed": {str(r["seed"]): r["test"]["accuracy"] for r in runs},
         "epochs": sorted({r["epoch"] for r in runs}),
     }
+    if len(runs) == 1 and isinstance(runs[0].get("members"), list):  # an ensemble
+        out["members"] = list(runs[0]["members"])
+    return out
+
+
+def _speed(by_mode: dict, latency: Sequence, split, store, config: Mapping) -> dict:
+    """``inference.speed`` (module docstring): the student (the distilled model where
+    trained, else the first model; its lowest seed, whose ``model.pt`` lies beside its
+    metrics) and exact 1-NN with the metric and queries of the KNN latency file, timed by
+    :func:`.speed.measure_speed`."""
+    from .speed import measure_speed
+
+    models = [m for m, runs in by_mode.items() if isinstance(runs[0]["seed"], int)]
+    if not models or not latency:
+        raise InputError("--speed", "timing inference needs a student run and a --latency file")
+    mode = "distilled" if "distilled" in models else models[0]
+    run = by_mode[mode][0]
+    checkpoint = Path(run["_path"]).with_name("model.pt")
+    knn = _read_step(latency[0], ("metric", "n_queries"))
+    dist = config.get("distances") or {}
+    params = dict((dist.get("metric_params") or {}).get(knn["metric"]) or {})
+    if dist.get("window") is not None:
+        params["window"] = dist["window"]
+    res = measure_speed(
+        checkpoint, store, split, knn_metric=knn["metric"], n_queries=int(knn["n_queries"]),
+        knn_params=params,
+    )  # fmt: skip
+    return {"model": mode, "seed": run["seed"], **res}
 
 
 def _run_latency(run: dict, timings: dict[tuple[str, int], dict]) -> dict | None:
@@ -338,12 +382,14 @@ def summarize(
     protocol: str,
     run_timings: Sequence[str | os.PathLike] = (),
     timings_out: str | os.PathLike | None = None,
+    speed: str | os.PathLike | None = None,
 ) -> dict:
     """Gather the step outputs into one summary (module docstring) and write it atomically.
 
     ``run_timings``: the runs' ``timings.json`` files (latency of runs whose metrics do not
     hold it). ``timings_out``: where to write the measured times; without it they stay in the
-    summary. Returns the whole summary, times included.
+    summary. ``speed``: the protocol's split table: time the student and exact 1-NN on one
+    thread (``inference.speed``; :mod:`.speed`). Returns the whole summary, times included.
     """
     summary: dict = {"dataset": dataset, "protocol": protocol, "knn": {}, "teacher": {}}
     for path in knn:
@@ -369,9 +415,12 @@ def summarize(
     for mode, mode_runs in sorted(by_mode.items()):
         summary[mode] = _model_summary(mode_runs)
     inference = _inference(by_mode, timings, latency)
-    comparison = compare_models(summary)
-    if comparison is not None:
-        summary["comparisons"] = comparison
+    if speed is not None:
+        inference["speed"] = _speed(by_mode, latency, speed, store, config)
+    pairs = ((config or {}).get("training") or {}).get("comparisons") or []
+    declared = declared_comparisons(summary, pairs)
+    if declared:
+        summary["comparisons"], summary["declared_comparisons"] = declared[0], declared
     winner = best_model(summary, teacher_metric(summary["knn"], inference.get("knn_metric")))
     if winner is not None:
         summary["winner"] = winner

@@ -14,8 +14,9 @@ standard deviation (``accuracy_std`` of the summary, ddof=1). KNN is the 1-NN te
 (choosing k on test would be optimistic). :func:`write_tables` writes ``accuracy.csv``,
 ``accuracy.tex``, ``inference.csv`` and ``inference.tex`` atomically; the ``.tex`` files hold a
 booktabs ``tabular`` for ``\\input`` (the document needs ``\\usepackage{booktabs}``).
-``inference.csv`` also gives, per model of the corrected summaries, its batch-1 and batched
-time (``inference.models`` of the summary); ``inference.tex`` keeps the student's.
+``inference.csv`` also gives the batch-1 and batched time of every corrected model (timed in
+the training jobs) and per group the times measured alone (``<group>_alone_*``,
+:func:`alone_cells`); ``inference.tex`` keeps the student's times of the training jobs.
 
 The module also holds the small readers the report shares: summary cells and the Snakemake
 benchmark files (:func:`geokd.report.run_facts.read_benchmarks`).
@@ -61,6 +62,11 @@ SPEED_LABELS = {
     "speedup": "Speed-up (KNN / student batch 1)",
     "speedup_batched": "Speed-up (KNN / student batched)",
 }
+#: The student's runtimes timed alone (``inference.speed`` of a summary, :mod:`.speed`), and
+#: the CSV column of each of their times (``ms_per_sample``...; :func:`alone_cells`).
+RUNTIMES = ("eager", "onnx")
+ALONE_KEYS = {"batch1": "ms_per_sample", "batched": "ms_per_sample_batched"}
+ALONE_KEYS |= {k: k for k in ("speedup", "speedup_batched")}
 GROUPS = ("published", "as_published", "corrected")
 GROUP_LABELS = {
     "published": "Published",
@@ -191,6 +197,23 @@ def speed_cells(summary: Mapping | None) -> dict[str, Cell]:
         k: Cell(float(inference[key])) if key in inference else Cell()
         for k, key in SPEED_KEYS.items()
     }
+
+
+def alone_cells(summary: Mapping | None) -> dict[str, Cell]:
+    """The times measured alone (``inference.speed``): exact 1-NN (``knn``, ms per query)
+    and per runtime of :data:`RUNTIMES` ``<runtime>_batch1``, ``<runtime>_batched`` (ms per
+    sample), ``<runtime>_speedup``, ``<runtime>_speedup_batched``; ``student`` (text: the
+    model and seed) and ``batch_size``. Empty cells where the summary has none."""
+    speed = ((summary or {}).get("inference") or {}).get("speed") or {}
+    ms = (speed.get("knn") or {}).get("ms_per_query")
+    cells = {"knn": Cell(None if ms is None else float(ms))}
+    for rt in RUNTIMES:
+        timed = speed.get(rt) or {}
+        for name, key in ALONE_KEYS.items():
+            cells[f"{rt}_{name}"] = Cell(float(timed[key]) if key in timed else None)
+    student = f"{speed['model']}, seed {speed['seed']}" if "model" in speed else NA
+    batch = (speed.get("eager") or {}).get("batch_size")
+    return cells | {"student": Cell(text=student), "batch_size": Cell(text=str(batch or NA))}
 
 
 def _published_cells(row: TableRow) -> tuple[dict[str, Cell], Cell]:
@@ -326,6 +349,12 @@ def inference_records(rows: Sequence[TableRow]) -> list[dict[str, str]]:
                 unit = "x" if k.startswith("speedup") else "ms"
                 digits = 2 if k.startswith("speedup") else 4
                 rec[f"{g}_{k}_{unit}"] = _num(cells[k].value, 1, digits)  # type: ignore[arg-type]
+            for k, cell in alone_cells(summary).items():
+                if cell.text is not None:
+                    rec[f"{g}_alone_{k}"] = cell.text
+                else:
+                    unit, digits = ("x", 2) if "speedup" in k else ("ms", 4)
+                    rec[f"{g}_alone_{k}_{unit}"] = _num(cell.value, 1, digits)  # type: ignore[arg-type]
         times = _model_times(ours)
         for m in timed:
             lat = times.get(m) or {}
