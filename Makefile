@@ -24,9 +24,20 @@ pull: $(STAMP)
 	$(BIN)/dvc pull
 	$(BIN)/snakemake --cores $(CORES) --touch
 
+# Both passes run their tests in parallel processes (pytest-xdist): a test file's tests in one
+# process (--dist loadfile: a module's workflow run is made once, the SLURM tests share the
+# host's one test cluster), the longest files first (tests/conftest.py: FIRST). The default
+# pass uses a process per core; the second one at least 3, one of which mostly waits for
+# SLURM. TEST_WORKERS=0 SLOW_WORKERS=0: one process, as before. Each pass ends with
+# "processes left behind: 0" (tests/helpers/leftovers.py).
+TEST_WORKERS ?= auto
+SLOW_WORKERS ?= $(shell $(PYTHON) -c "import os; print(max(3, os.cpu_count() or 1))")
+XDIST = --dist loadfile --no-loadscope-reorder
+
 test: system-packages $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
-	$(BIN)/python -m pytest -q --durations=15 -m "slow or slurm or faults" --timeout 3600
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) $(XDIST)
+	$(BIN)/python -m pytest -q --durations=15 -m "slow or slurm or faults" --timeout 3600 \
+		-n $(SLOW_WORKERS) $(XDIST)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -x

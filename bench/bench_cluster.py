@@ -3,13 +3,13 @@
     python bench/bench_cluster.py run [--config config/signum_midscale.yaml] [--workdir DIR]
     python bench/bench_cluster.py table DIR [--node-cores 32]
 
-``run`` starts the throwaway SLURM cluster of the tests (tests/slurm_cluster.py: Debian's
+``run`` starts the throwaway SLURM cluster of the tests (tests/helpers/slurm_cluster.py: Debian's
 slurmctld, slurmd and munge; needs root), copies ``--config`` into a fresh work folder, and runs
 the workflow there with ``--workflow-profile workflow/profiles/slurm`` as shipped except for
-what a cluster without slurmdbd needs (tests.slurm_cluster.write_test_profile: ``squeue`` status
-checks, the local partition) and ``--block-threads`` / ``--train-threads`` cores per job: every
-distance block and every training run is one SLURM job. It records the wall time and
-Snakemake's log (``DIR/run.json``, ``DIR/snakemake.log``), then prints the table.
+what a cluster without slurmdbd needs (``write_test_profile`` of tests/helpers/slurm_cluster.py:
+``squeue`` status checks, the local partition) and ``--block-threads`` / ``--train-threads``
+cores per job: every distance block and every training run is one SLURM job. It records the
+wall time and Snakemake's log (``DIR/run.json``, ``DIR/snakemake.log``), then prints the table.
 
 ``table`` reads a finished work folder: per rule the jobs, their run time and peak memory from
 Snakemake's benchmark files (``benchmarks/<rule>/...tsv``: ``s``, ``max_rss``), each stage's wall
@@ -61,7 +61,7 @@ STAGES = {
 
 
 def run(args: argparse.Namespace) -> Path:
-    from tests.slurm_cluster import SlurmCluster, missing_requirements, write_test_profile
+    from tests.helpers.slurm_cluster import SlurmCluster, missing_requirements, write_test_profile
 
     reason = missing_requirements()
     if reason:

@@ -1,4 +1,5 @@
-"""Scheduling overhead per job on a local single-node SLURM cluster (tests/slurm_cluster.py).
+"""Scheduling overhead per job on a local single-node SLURM cluster
+(tests/helpers/slurm_cluster.py).
 
     python bench/bench_slurm.py [--n-jobs 20] [--repeats 10] [--geokd]
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.slurm_cluster import (  # noqa: E402
+from tests.helpers.slurm_cluster import (  # noqa: E402
     PARTITION,
     SlurmCluster,
     missing_requirements,

@@ -1,16 +1,44 @@
-"""Shared fixtures: paths to the real UTD-MHAD data (skipped cleanly where absent)."""
+"""Shared fixtures (the real UTD-MHAD data, skipped cleanly where absent; a fake UTD-MHAD folder),
+CI's rule that a skip fails, the order of the test files (the longest first, for make test's
+parallel workers), the session's process guard (tests/helpers/leftovers.py: a process the run
+started that is still alive at its end fails it) and the fault ledger's totals."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-import scipy.io
+
+from tests.helpers.utd import fake_utd_folder
+
+#: the session's process guard, and the fault ledger's totals (also under pytest-xdist)
+pytest_plugins = ["tests.helpers.leftovers", "tests.helpers.ledger"]
 
 ROOT = Path(__file__).resolve().parents[1]
 UTD_DIR = ROOT.parent / "shared" / "datasets" / "utd-mhad" / "Skeleton"
+
+
+#: Test files whose tests take longest together (a module-scoped workflow run, the tests of
+#: the one SLURM cluster, whole-pipeline runs): they run first, so that make test's parallel
+#: workers (--dist loadfile: a file's tests in one worker; --no-loadscope-reorder: in this
+#: order) do not end waiting for one of them. The order of the rest is unchanged.
+FIRST = (
+    "tests/test_slurm.py",
+    "tests/test_workflow.py",
+    "tests/faults/test_determinism.py",
+    "tests/test_dvc.py",
+    "tests/faults/test_concurrency.py",
+    "tests/faults/test_kill_resume.py",
+    "tests/faults/test_stale_results.py",
+    "tests/faults/test_disk_full.py",
+    "tests/faults/test_bad_inputs.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(FIRST)))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -34,22 +62,7 @@ def utd_dir() -> Path:
     return UTD_DIR
 
 
-def write_mat(path: Path, d_skel: np.ndarray | None = None, *, seed: int = 0, frames: int = 7):
-    """A UTD-MHAD-style .mat file with a random (20, 3, T) ``d_skel``."""
-    if d_skel is None:
-        d_skel = np.random.default_rng(seed).normal(size=(20, 3, frames))
-    scipy.io.savemat(path, {"d_skel": d_skel})
-    return d_skel
-
-
 @pytest.fixture
 def fake_utd(tmp_path: Path) -> Path:
     """A tiny UTD-MHAD-style folder: 2 actions x 3 subjects x 2 trials of random skeletons."""
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for a in (1, 2):
-        for s in (1, 2, 3):
-            for t in (1, 2):
-                write_mat(raw / f"a{a}_s{s}_t{t}_skeleton.mat", seed=100 * a + 10 * s + t)
-    (raw / "Skeleton_joint_order.txt").write_text("not a mat file, ignored\n")
-    return raw
+    return fake_utd_folder(tmp_path / "raw")

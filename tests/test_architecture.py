@@ -169,3 +169,45 @@ def test_code_hash_follows_the_stages_and_ignores_docstrings(tmp_path):
     reworded = lambda t: t.replace('"""', '"""Reworded. ', 1)  # noqa: E731
     assert changed(pkg / "models/teacher.py", reworded) == set()
     assert changed(pkg / "data/store.py", lambda t: t + "\n# a note\n\n") == set()
+
+
+def test_no_test_module_imports_another_test_module():
+    """Tests share code through tests/helpers (and fixtures through conftest.py files), never
+    by importing a test module (tests/**/test_*.py), whose import runs its module-level set-up
+    and ties one module's tests to another's internals."""
+    tests = SRC.parent / "tests"
+
+    def test_module(name: str) -> bool:
+        parts = name.split(".")
+        path = tests.parent.joinpath(*parts).with_suffix(".py")
+        return parts[0] == "tests" and parts[-1].startswith("test_") and path.is_file()
+
+    def offences(text: str, module: str) -> list[str]:
+        package = module.rpartition(".")[0]
+        found = []
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join([*up, *([node.module] if node.module else [])])
+                targets = [base, *(f"{base}.{a.name}" for a in node.names)]
+            else:
+                continue
+            found += [f"{module}:{node.lineno} imports {t}" for t in targets if test_module(t)]
+        return found
+
+    # the check sees an import of a test module, absolute or relative, in any form
+    probe = (
+        "import tests.test_cli\nfrom tests import test_cli\nfrom ..faults.test_orphans import x\n"
+    )
+    assert len(offences(probe, "tests.helpers.probe")) == 3
+    assert offences("from tests.helpers.workflow import TINY\n", "tests.test_x") == []
+
+    bad = []
+    for path in sorted(tests.rglob("*.py")):
+        module = ".".join(path.relative_to(tests.parent).with_suffix("").parts)
+        bad += offences(path.read_text(), module)
+    assert not bad, bad

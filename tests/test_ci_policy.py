@@ -20,6 +20,7 @@ def _run(tmp_path: Path, env_value: str | None) -> subprocess.CompletedProcess:
         "def test_passes():\n    assert True\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "GEOKD_FAIL_ON_SKIP"}
+    env["PYTHONPATH"] = str(HERE.parent)  # the conftest imports tests.helpers (the guard)
     if env_value is not None:
         env["GEOKD_FAIL_ON_SKIP"] = env_value
     return subprocess.run(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers.processes import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,9 +19,7 @@ def test_the_quickstart_runs_and_the_student_learns(tmp_path):
     (code,) = _python_blocks(ROOT / "docs/quickstart.md")
     script = tmp_path / "quickstart.py"
     script.write_text(code)
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600
-    )
+    done = run([sys.executable, script], cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     knn = float(re.search(r"1-NN accuracy ([\d.]+)", done.stdout).group(1))
     student = float(re.search(r"student accuracy ([\d.]+)", done.stdout).group(1))

@@ -9,42 +9,33 @@ cache: every file comes back byte for byte, and both DVC and Snakemake have noth
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from geokd.settings import resolve_all, train_rule_name
+from tests.helpers.dvc import (
+    BIN,
+    ROOT,
+    UP_TO_DATE,
+    copy_tree,
+    covered,
+    dotted,
+    dry_run_jobs,
+    git,
+    rule_files,
+    run,
+    tracked_files,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PACKAGE = ROOT / "src" / "geokd"
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = PIPELINE["stages"]
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-
-
-def env() -> dict[str, str]:
-    """The venv first on PATH (dvc.yaml runs `snakemake`), no DVC analytics."""
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-
-
-def run(cwd: Path, *cmd: str | Path, timeout: int = 600) -> str:
-    done = subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout
-    )
-    if done.returncode != 0:
-        tail = f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-        raise AssertionError(f"{cmd} failed in {cwd}:\n{tail}")
-    return done.stdout + done.stderr
 
 
 def stage_command(stage: str) -> tuple[list[str], list[str]]:
@@ -60,33 +51,6 @@ def stage_outs(stage: str) -> list[str]:
     spec = STAGES[stage]
     entries = [*spec.get("outs", []), *spec.get("metrics", []), *spec.get("plots", [])]
     return [e if isinstance(e, str) else next(iter(e)) for e in entries]
-
-
-def covered(path: str, outs: list[str]) -> bool:
-    return any(path == out or path.startswith(out + "/") for out in outs)
-
-
-def dotted(config: dict, key: str):
-    node = config
-    for part in key.split("."):
-        assert isinstance(node, dict) and part in node, f"{key!r} is not in config/config.yaml"
-        node = node[part]
-    return node
-
-
-def rule_files() -> dict[str, str]:
-    """Rule name -> the workflow/rules/*.smk file that defines it."""
-    found = {}
-    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
-        text = smk.read_text()
-        for name in re.findall(r"^(?:rule|checkpoint) (\w+):", text, re.M):
-            found[name] = f"workflow/rules/{smk.name}"
-        if "train_rule_name(seeds)" in text:  # a rule per group of seeds of any config
-            for config in (ROOT / "config").glob("*.yaml"):
-                for s in resolve_all(yaml.safe_load(config.read_text())).values():
-                    found |= {train_rule_name(g): f"workflow/rules/{smk.name}"
-                              for g in s.training.seed_groups()}  # fmt: skip
-    return found
 
 
 def test_dvc_reads_the_pipeline_and_orders_the_stages():
@@ -133,18 +97,6 @@ def test_every_dep_exists_and_each_stage_lists_its_rules_and_code():
             assert any(covered(dep, stage_outs(s)) for s in STAGES if s != stage), (stage, dep)
 
 
-def dry_run_jobs(out: str) -> list[tuple[str, list[str], list[str]]]:
-    """(rule, inputs, outputs) of every job a `snakemake --dry-run` lists."""
-    jobs = []
-    blocks = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", out, re.M)
-    for rule, body in blocks:
-        fields = dict(re.findall(r"^    (\w+): (.*)$", body, re.M))
-        if "output" in fields:
-            inputs = fields["input"].split(", ") if "input" in fields else []
-            jobs.append((rule, inputs, fields["output"].split(", ")))
-    return jobs
-
-
 @pytest.mark.workflow
 def test_stage_targets_and_outs_match_the_workflow_jobs(tmp_path):
     """A dry run of the default config lists every job: each belongs to one stage, writes only
@@ -182,25 +134,6 @@ def test_stage_targets_and_outs_match_the_workflow_jobs(tmp_path):
 
 # The slow round trip ------------------------------------------------------------------------
 
-# What a clone holds that the pipeline needs (copied with __pycache__: numba's kernel caches).
-TREE = [
-    "workflow",
-    "src/geokd",
-    "config/config.yaml",
-    "dvc.yaml",
-    "dvc.lock",
-    ".dvc/config",
-    ".dvc/.gitignore",
-    ".dvcignore",
-    ".gitignore",
-    "Makefile",
-    "data/README.md",
-    "results/README.md",
-]
-
-
-UP_TO_DATE = "Data and pipelines are up to date."
-
 
 def small_config() -> dict:
     """The default config, smaller: same dataset, protocols and seeds (dvc.yaml names them)."""
@@ -219,20 +152,6 @@ def small_config() -> dict:
     return config
 
 
-def git(repo: Path, *args: str) -> str:
-    return run(repo, "git", "-c", "user.name=geokd", "-c", "user.email=geokd@example.org", *args)
-
-
-def tracked_files(repo: Path) -> dict[str, str]:
-    """SHA-256 of every file DVC tracks (outputs and raw data)."""
-    found = {}
-    for top in ("data", "results"):
-        for path in sorted((repo / top).rglob("*")):
-            if path.is_file() and path.name not in {"README.md", ".gitignore"}:
-                found[str(path.relative_to(repo))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
 def pull_and_check(repo: Path, remote: Path, expected: dict[str, str]) -> None:
     (repo / ".venv").symlink_to(BIN.parent, target_is_directory=True)
     run(repo, BIN / "dvc", "remote", "modify", "--local", "demo", "url", remote)
@@ -248,12 +167,7 @@ def pull_and_check(repo: Path, remote: Path, expected: dict[str, str]) -> None:
 @pytest.mark.workflow
 def test_repro_push_pull_round_trip(tmp_path):
     repo, remote = tmp_path / "repo", tmp_path / "remote"
-    for rel in TREE:
-        if (ROOT / rel).is_dir():
-            shutil.copytree(ROOT / rel, repo / rel)
-        elif (ROOT / rel).exists():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
+    copy_tree(repo)
     (repo / "config" / "config.yaml").write_text(yaml.safe_dump(small_config(), sort_keys=False))
     git(repo, "init", "-q")
     # the venv link below: `.venv/` in .gitignore matches folders, not links

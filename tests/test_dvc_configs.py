@@ -19,7 +19,7 @@ import yaml
 from geokd.dvcfile import pipeline
 from geokd.errors import InputError
 from geokd.settings import resolve_all
-from tests.test_dvc import BIN, ROOT, covered, dotted, dry_run_jobs, rule_files, run
+from tests.helpers.dvc import BIN, ROOT, covered, dotted, dry_run_jobs, rule_files, run
 
 SHARED = ROOT.parent / "shared" / "datasets" / "utd-mhad"
 CONFIGS = [

@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from geokd.data.synthetic import generate
 from geokd.distances._cdist import cdist
 from geokd.errors import InputError
 from geokd.report.summary import read_summary
+from tests.helpers.workflow import snakemake as run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"n_signs": 2, "n_signers": 25, "min_frames": 6, "max_frames": 9}
@@ -438,20 +438,7 @@ def test_docstring_examples():
 
 # ------------------------------------------------------------------------------ workflow
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [
-        str(Path(sys.executable).parent / "snakemake"),
-        "--snakefile",
-        str(ROOT / "workflow" / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
+    return run_snakemake(workdir, *args, check=check, timeout=900)
 
 
 def workdir(tmp_path: Path, config: str) -> Path:

@@ -1,7 +1,8 @@
 """The SLURM profile, and the workflow on a real single-node SLURM cluster (marker ``slurm``).
 
-The cluster (tests/slurm_cluster.py) uses Debian's munge and Slurm packages and needs root;
-without them the ``slurm`` tests skip and say why.
+The cluster (tests/helpers/slurm_cluster.py) uses Debian's munge and Slurm packages and needs
+root; without them the ``slurm`` tests skip and say why. Stopping it cancels its jobs and waits
+for every process of them and of its daemons (issue 27).
 """
 
 from __future__ import annotations
@@ -9,26 +10,29 @@ from __future__ import annotations
 import copy
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
 from geokd.distances.shards import plan_blocks
-from tests.slurm_cluster import (
+from geokd.settings import train_rule_name
+from tests.helpers.dvc import UP_TO_DATE, copy_tree, git, tracked_files
+from tests.helpers.dvc import run as run_in
+from tests.helpers.processes import started_in
+from tests.helpers.slurm_cluster import (
     PARTITION,
     SLURM_CONF,
     SlurmCluster,
     missing_requirements,
     write_test_profile,
 )
-from tests.test_workflow import BIN, ROOT, TINY, make_workdir, snakemake
+from tests.helpers.workflow import BIN, ROOT, TINY, make_workdir, snakemake
 
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
-SNAKEFILE = ROOT / "workflow" / "Snakefile"
 
 # TINY with one protocol, one seed and 6-row blocks: 14 jobs (7 of them distance blocks).
 CONFIG = copy.deepcopy(TINY)
@@ -46,9 +50,9 @@ TARGETS = [*COMPARED, RESULTS / "models/transformer/seed0/metrics.json"]
 
 
 def run_snakemake(workdir: Path, *args: str, timeout: float = 480) -> subprocess.CompletedProcess:
-    """Snakemake on ``workdir`` without --cores (the profile decides), killed after ``timeout``."""
-    cmd = [str(BIN / "snakemake"), "--snakefile", str(SNAKEFILE), "--directory", str(workdir)]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout)
+    """Snakemake on ``workdir`` without --cores (the profile decides), stopped after
+    ``timeout`` (its SLURM jobs cancelled: tests/helpers/processes.py)."""
+    return snakemake(workdir, *args, cores=None, check=False, timeout=timeout)
 
 
 # -- the profile itself (no cluster needed) ----------------------------------------------------
@@ -94,12 +98,17 @@ def test_profile_names_only_existing_rules_and_comments_every_entry(tmp_path):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A running single-node cluster for the module; stopped (by PID) afterwards."""
+    """A running single-node cluster for the module; afterwards its jobs are cancelled and
+    its job steps and daemons stopped and waited for (nothing may have to be killed)."""
     reason = missing_requirements()
     if reason:
         pytest.skip(reason)
-    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as running:
+    running = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    try:
         yield running
+    finally:
+        killed = running.stop()
+    assert killed == [], f"the cluster did not stop cleanly; killed: {killed}"
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +164,46 @@ def test_cluster_stops_its_daemons_and_restores_the_config(tmp_path):
 
 
 @pytest.mark.slurm
+def test_stopping_the_cluster_cancels_its_jobs_and_waits_for_their_processes(tmp_path):
+    """A job still running when the cluster stops: stop() cancels it and returns only once the
+    job's step manager and processes have ended, then the daemons and their children."""
+    reason = missing_requirements()
+    if reason:
+        pytest.skip(reason)
+    work = tmp_path / "job"
+    work.mkdir()
+    cluster = SlurmCluster(tmp_path / "cluster").start()
+    try:
+        daemons = [psutil.Process(p) for p in cluster.pids()]
+        children = [c for d in daemons for c in d.children(recursive=True)]
+        submitted = subprocess.run(
+            ["sbatch", "--parsable", "-D", str(work), "-o", str(work / "%j.log"),
+             "--wrap", "sleep 600"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        jobid = submitted.stdout.strip().split(";")[0]
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not [p for p in started_in(work) if "sleep" in p.name()]:
+            time.sleep(0.2)
+        sleeper = [p for p in started_in(work) if "sleep" in p.name()]
+        assert sleeper, f"job {jobid} did not start:\n{cluster.logs()}"
+        steps = cluster.steps()
+        assert any(p.name() == "slurmstepd" for p in steps) and sleeper[0] in steps
+    finally:
+        started = time.monotonic()
+        killed = cluster.stop()
+    assert killed == []
+    assert time.monotonic() - started < 60
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in steps)
+    assert started_in(work) == []
+    for p in [*daemons, *children]:
+        assert not (p.is_running() and p.status() != psutil.STATUS_ZOMBIE), p
+
+
+@pytest.mark.slurm
 def test_workflow_on_slurm_equals_a_local_run(cluster, test_profile, tmp_path):
     local = make_workdir(tmp_path / "local", CONFIG)
-    snakemake(local, *map(str, TARGETS))
+    snakemake(local, *map(str, COMPARED))  # the reference: what is compared, nothing more
 
     work = make_workdir(tmp_path / "slurm", CONFIG)
     started = time.monotonic()
@@ -186,7 +232,7 @@ def test_workflow_on_slurm_equals_a_local_run(cluster, test_profile, tmp_path):
     assert rules.count("distance_block") == n_blocks == 7
     assert sorted(set(rules)) == sorted(
         {"ingest_synthetic", "split", "distance_block", "distance_matrix"}
-        | {"soft_labels", "knn", "train"}
+        | {"soft_labels", "knn", train_rule_name([0])}
     )
     assert len(rules) == out.count("has been submitted with SLURM jobid")
     assert all(job["state"] == "COMPLETED" for job in jobs), jobs
@@ -194,8 +240,9 @@ def test_workflow_on_slurm_equals_a_local_run(cluster, test_profile, tmp_path):
         if job["rule"] == "distance_block":
             # set-threads (capped for the test) and block_runtime: 5 + ceil(36 / (1500 * t))
             assert job["cpus"] == test_threads and job["minutes"] == 6
-        if job["rule"] == "train":
-            assert job["minutes"] == 120 and job["memory"] == "4000M"
+        if job["rule"] == train_rule_name([0]):
+            # workflow/rules/train.smk: 60 minutes + 30 per seed of the group, 4000 MB
+            assert job["minutes"] == 90 and job["memory"] == "4000M"
     logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert len(logs) == len(jobs)
 
@@ -281,21 +328,21 @@ def test_signum_midscale_reduced_through_dvc_on_slurm_equals_a_local_run(
     stage's Snakemake submits its jobs to SLURM; the outputs equal a local run byte for byte,
     DVC then has nothing to do, and `dvc push` + a fresh clone's pull bring every tracked file
     back (the generated raw .npy files and manifest included)."""
-    from tests.test_dvc import TREE, UP_TO_DATE, git, tracked_files
-    from tests.test_dvc import run as run_in
-
     config = reduced_midscale()
+    results = Path("results/signum_midscale/signer")
+    compared = [
+        Path("data/interim/signum_midscale/sequences.parquet"),
+        results / "split.tsv",
+        *[results / f"distances/hand/{m}.npy" for m in ("train-train", "val-train", "test-train")],
+        results / "teacher/softmax.parquet",
+        results / "teacher/nngk.parquet",
+        results / "knn/hand.json",
+    ]
     local = make_workdir(tmp_path / "local", config)
-    snakemake(local, "results/report.html")
+    snakemake(local, *map(str, compared))  # the reference: what is compared, nothing more
 
     repo, remote = tmp_path / "repo", tmp_path / "remote"
-    for rel in TREE:
-        src = ROOT / rel
-        if src.is_dir():
-            shutil.copytree(src, repo / rel)  # with __pycache__: numba's kernel caches
-        elif src.exists():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / rel)
+    copy_tree(repo)  # with __pycache__: numba's kernel caches
     name = "config/signum_midscale.yaml"
     (repo / name).write_text(yaml.safe_dump(config, sort_keys=False))
     run_in(repo, BIN / "geokd", "dvc-yaml", name)
@@ -313,15 +360,6 @@ def test_signum_midscale_reduced_through_dvc_on_slurm_equals_a_local_run(
     # 7 blocks, 3 matrices, ingest x2, split, 2 soft labels, knn x2, 2 trainings, 4 report jobs
     assert submitted >= 20, out[-4000:]
 
-    results = Path("results/signum_midscale/signer")
-    compared = [
-        Path("data/interim/signum_midscale/sequences.parquet"),
-        results / "split.tsv",
-        *[results / f"distances/hand/{m}.npy" for m in ("train-train", "val-train", "test-train")],
-        results / "teacher/softmax.parquet",
-        results / "teacher/nngk.parquet",
-        results / "knn/hand.json",
-    ]
     for path in compared:
         assert (repo / path).read_bytes() == (local / path).read_bytes(), path
     assert UP_TO_DATE in run_in(repo, BIN / "dvc", "status")

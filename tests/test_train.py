@@ -18,7 +18,7 @@ from geokd.models.student import SkeletonTransformer, StudentConfig, prepare
 from geokd.models.teacher import write_soft_labels
 from geokd.models.train import TrainConfig, evaluate, predict_proba, train
 from geokd.provenance import git_revision
-from tests.test_student import TINY, K, make_sequences
+from tests.helpers.toy import TINY, K, make_sequences
 
 FAST = dict(epochs=4, batch_size=16, lr=1e-2, warmup_epochs=1, progress=False, num_threads=1)
 

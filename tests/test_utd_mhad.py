@@ -8,7 +8,7 @@ from geokd.data.splits import assign_splits
 from geokd.data.store import load_sequences, read_info
 from geokd.data.utd_mhad import ingest, read_folder
 from geokd.errors import InputError
-from tests.conftest import write_mat
+from tests.helpers.utd import write_mat
 
 
 def test_fake_folder_round_trip(fake_utd, tmp_path):

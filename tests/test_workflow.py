@@ -6,8 +6,6 @@ import copy
 import html
 import json
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -20,44 +18,17 @@ from geokd.data.splits import read_split
 from geokd.data.store import load_sequences
 from geokd.distances.shards import load_matrix, plan_blocks
 from geokd.report.summary import read_summary
-from tests.browser import chromium, inspect_page
-from tests.test_report import (
+from tests.helpers.browser import chromium, inspect_page
+from tests.helpers.processes import run
+from tests.helpers.report import (
     RUN_FACTS_TITLES,
     SECTION_TITLES,
-    _assert_self_contained,
-    _assert_tables_match_summary,
+    assert_self_contained,
+    assert_tables_match_summary,
 )
+from tests.helpers.workflow import BIN, ROOT, TINY, make_workdir, snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.workflow
-
-#: the catalog's `.test/` config, run here (and by hand: see its header)
-TINY = yaml.safe_load((ROOT / ".test" / "config" / "config.yaml").read_text())
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [
-        str(BIN / "snakemake"),
-        "--snakefile",
-        str(ROOT / "workflow" / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
-
-
-def make_workdir(tmp_path: Path, config: dict) -> Path:
-    work = tmp_path / "work"
-    (work / "config").mkdir(parents=True)
-    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    return work
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +98,7 @@ def test_nothing_to_do_after_a_finished_run(finished_run):
 def test_the_workflow_report_matches_its_summaries(finished_run):
     """Every section is there and its tables agree with the summary files."""
     text = (finished_run / "results/report.html").read_text(encoding="utf-8")
-    parsed = _assert_self_contained(text)
+    parsed = assert_self_contained(text)
     protocols = list(TINY["datasets"]["tiny"]["protocols"])
     assert len(parsed.imgs) >= 3 + len(protocols) * 7
     for j, protocol in enumerate(protocols):
@@ -135,14 +106,14 @@ def test_the_workflow_report_matches_its_summaries(finished_run):
             assert f'<h5 id="ds0-r{j}-{key}">{html.escape(title)}</h5>' in text
         results = finished_run / "results/tiny" / protocol
         summary = read_summary(results / "summary.json")  # + timings
-        _assert_tables_match_summary(text, summary)
+        assert_tables_match_summary(text, summary)
         assert f"<code>{summary['provenance']['data_sha256']}</code> (matches the store)" in text
     for title in RUN_FACTS_TITLES:
         assert f">{html.escape(title)}</h" in text
     assert "<td>train</td>" in text and "<td>distance_block</td>" in text
     figures = finished_run / "results/figures"
     stages = {p.name for p in figures.iterdir() if not p.name.startswith(".")}
-    assert stages == {"data", "distances", "teacher", "knn", "students"}
+    assert stages == {"data", "distances", "teacher", "knn", "students", "budgets"}
 
 
 @pytest.mark.skipif(chromium() is None, reason="chromium not installed (.ci/run installs it)")
@@ -215,9 +186,7 @@ def test_lint_and_format_are_clean(tmp_path):
     done = snakemake(work, "--lint", check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Congratulations" in done.stdout + done.stderr or not (done.stdout + done.stderr).strip()
-    fmt = subprocess.run(
-        [str(BIN / "snakefmt"), "--check", str(ROOT / "workflow")], capture_output=True, text=True
-    )
+    fmt = run([BIN / "snakefmt", "--check", ROOT / "workflow"], timeout=300)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
@@ -238,12 +207,8 @@ def test_missing_raw_folder_is_named(tmp_path):
 
 
 def test_default_config_is_valid_and_plans_the_report():
-    done = subprocess.run(
-        [str(BIN / "snakemake"), "-n", "--cores", "1", "results/report.html"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run(
+        [BIN / "snakemake", "-n", "--cores", "1", "results/report.html"], cwd=ROOT, timeout=300
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

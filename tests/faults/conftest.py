@@ -1,108 +1,33 @@
-"""The fault-injection suite's shared set-up (see docs/reliability.md).
+"""The fault-injection suite's fixtures (see docs/reliability.md); its helpers are in
+tests/helpers/faults.py.
 
-- ``ledger``: every test records the faults it injects and the bad inputs it tries, and
-  checks that the artifacts a fault must not touch are still the same bytes; the session
-  prints the totals ("faults injected", "bad inputs tried", "artifacts lost").
-- Workflow helpers: a small config (``FAULTS``), Snakemake runs (blocking or started in the
-  background), killing a run with SIGKILL, cloning a finished run, and snapshots of the
-  results (every file but the measured times) for byte-for-byte comparison.
+- ``ledger``: the run's count of faults injected, bad inputs tried and artifacts checked and
+  lost, printed at the end of the run (tests/helpers/ledger.py).
 - ``reference_run``: one uninterrupted run of ``FAULTS`` on 2 cores, shared by the session.
-- Tiny in-process projects (store, split, matrices, soft labels, checkpoints) for the unit
-  level faults.
+- ``project``: tiny in-process projects (store, split, matrices, soft labels, checkpoints) for
+  the unit-level faults.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import copy
-import hashlib
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 import pytest
-import yaml
 
-from tests.test_workflow import TINY
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-#: One protocol, one seed, one teacher: 15 distance blocks (block size 4 on 12 x 12 train and
-#: 12 x 12 test sequences: 6 upper-triangle + 9 blocks) and two training jobs.
-FAULTS = {
-    "datasets": {
-        "tiny": {
-            "source": "synthetic",
-            "synthetic": copy.deepcopy(TINY["datasets"]["tiny"]["synthetic"]),
-            "protocols": {"paper": {"train": [1, 2], "test": [3, 4]}},
-        }
-    },
-    "distances": {"block_size": 4},
-    "knn": {"k_max": 5, "latency_queries": 2},
-    "teacher": {"methods": ["softmax"]},
-    "training": {
-        "seeds": [0],
-        "train": {"epochs": 3, "batch_size": 8},
-        "student": {"d_model": 16, "n_heads": 2, "n_layers": 1, "ff_dim": 32},
-    },
-}
-PROTOCOL = Path("results/tiny/paper")
-#: What the runs ask for: as ``rule all``, the summary and every matrix (Snakemake recomputes
-#: a missing intermediate file only when something asked for needs it).
-TARGETS = (
-    str(PROTOCOL / "summary.json"),
-    str(PROTOCOL / "distances/procrustes/train-train.npy"),
-    str(PROTOCOL / "distances/procrustes/test-train.npy"),
+from tests.helpers.faults import (
+    FAULTS,
+    LEDGER,
+    TARGETS,
+    Ledger,
+    build_project,
+    make_workdir,
+    project_paths,
+    snakemake,
+    snapshot,
 )
-#: Files holding measured times: they differ from run to run by nature.
-TIMINGS = ("timings.json", "latency_")
-
-
-# ---------------------------------------------------------------------------------------------
-# The ledger
-# ---------------------------------------------------------------------------------------------
-
-
-class Ledger:
-    """Counts of faults injected, bad inputs tried and artifacts checked / lost."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.lost: list[str] = []
-
-    def fault(self, n: int = 1) -> None:
-        self.counts["faults injected"] += n
-
-    def bad_input(self, n: int = 1) -> None:
-        self.counts["bad inputs tried"] += n
-
-    def intact(self, before: dict[str, bytes], root: Path) -> None:
-        """Assert that every file of snapshot ``before`` still has the same bytes."""
-        lost = [rel for rel, data in before.items() if _read(root / rel) != data]
-        self.counts["artifacts checked"] += len(before)
-        self.lost += [str(root / rel) for rel in lost]
-        assert not lost, f"artifacts lost or altered: {lost}"
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-LEDGER = Ledger()
+from tests.helpers.shared import shared_folder
 
 
 @pytest.fixture
@@ -110,447 +35,26 @@ def ledger() -> Ledger:
     return LEDGER
 
 
-def pytest_terminal_summary(terminalreporter):
-    if LEDGER.counts:
-        line = ", ".join(f"{k}: {v}" for k, v in sorted(LEDGER.counts.items()))
-        terminalreporter.write_line(f"fault ledger: {line}, artifacts lost: {len(LEDGER.lost)}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Snakemake runs
-# ---------------------------------------------------------------------------------------------
-
-
-def make_workdir(root: Path, config: dict) -> Path:
-    work = root / "work"
-    (work / "config").mkdir(parents=True)
-    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    return work
-
-
-def smk_command(work: Path, *args: str, cores: int = 2) -> list[str]:
-    return [
-        str(BIN / "snakemake"),
-        "--snakefile",
-        str(ROOT / "workflow" / "Snakefile"),
-        "--directory",
-        str(work),
-        "--cores",
-        str(cores),
-        *args,
-    ]
-
-
-def snakemake(
-    work: Path, *args: str, cores: int = 2, check: bool = True, timeout: float = 600, **kw
-) -> subprocess.CompletedProcess:
-    """Run Snakemake to the end; output in ``.stdout`` (stderr merged)."""
-    cmd = smk_command(work, *args, cores=cores)
-    done = subprocess.run(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, **kw
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout}")
-    return done
-
-
-def start(work: Path, *args: str, cores: int = 2, log: str = "run.log") -> subprocess.Popen:
-    """Start Snakemake in the background, in its own process group (jobs included)."""
-    out = open(work / log, "w")
-    return subprocess.Popen(
-        smk_command(work, *args, cores=cores),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_for(
-    condition: Callable[[], object], proc: subprocess.Popen, timeout: float = 300
-) -> object:
-    """Poll ``condition`` every 20 ms until it is truthy; fail if ``proc`` ends first."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended (rc {proc.returncode}) before the fault point")
-        time.sleep(0.02)
-    raise AssertionError("fault point not reached in time")
-
-
-def running_jobs(proc: subprocess.Popen, pattern: str) -> list[psutil.Process]:
-    """Descendants of ``proc`` whose command line contains ``pattern``."""
-    try:
-        kids = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    found = []
-    for kid in kids:
-        try:
-            if pattern in " ".join(kid.cmdline()):
-                found.append(kid)
-        except psutil.Error:
-            continue
-    return found
-
-
-def processes_in(work: Path) -> list[psutil.Process]:
-    """Live processes whose working directory is ``work`` (Snakemake and its jobs)."""
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if Path(p.cwd()) == work and p.pid != os.getpid():
-                found.append(p)
-        except psutil.Error:
-            continue
-    return found
-
-
-def kill_run(proc: subprocess.Popen, work: Path, whole_group: bool = True) -> None:
-    """SIGKILL Snakemake (and with ``whole_group`` every job) at once; wait until they are
-    gone. Without ``whole_group`` only Snakemake dies and its running jobs go on."""
-    if whole_group:
-        os.killpg(proc.pid, signal.SIGKILL)
-    else:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    if whole_group:
-        end = time.monotonic() + 30
-        while (left := processes_in(work)) and time.monotonic() < end:
-            for p in left:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            time.sleep(0.1)
-        assert not processes_in(work), "processes survived the kill"
-
-
-def incomplete_marker(work: Path, rel: str) -> Path:
-    """Snakemake's marker of an output whose job started but was not recorded as finished."""
-    name = base64.urlsafe_b64encode(rel.encode()).decode()
-    return work / ".snakemake" / "incomplete" / name
-
-
-def executed_jobs(stdout: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a Snakemake run's output announces."""
-    jobs, rule = [], None
-    for line in stdout.splitlines():
-        s = line.strip()
-        if s.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint ")) and s.endswith(
-            ":"
-        ):
-            rule = s.split()[1].rstrip(":")
-            jobs.append((rule, {}))
-        elif s.startswith("wildcards:") and rule is not None:
-            pairs = (kv.split("=", 1) for kv in s[len("wildcards:") :].split(", "))
-            jobs[-1] = (rule, {k.strip(): v.strip() for k, v in pairs})
-    return jobs
-
-
-def snapshot(work: Path, include_timings: bool = False) -> dict[str, bytes]:
-    """Every file under data/ and results/ (relative path -> bytes), measured times left out."""
-    files = {}
-    for top in ("data", "results"):
-        for path in sorted((work / top).rglob("*")):
-            if not path.is_file():
-                continue
-            if not include_timings and path.name.startswith(TIMINGS):
-                continue
-            files[str(path.relative_to(work))] = path.read_bytes()
-    return files
-
-
-def assert_same_results(work: Path, reference: dict[str, bytes]) -> None:
-    """The run in ``work`` holds exactly the reference's files, byte for byte."""
-    got = snapshot(work)
-    assert sorted(got) == sorted(reference), set(got) ^ set(reference)
-    differ = [rel for rel in reference if got[rel] != reference[rel]]
-    assert not differ, f"not byte-identical to the uninterrupted run: {differ}"
-
-
-def clone_run(src: Path, root: Path, drop: tuple[str, ...] = ()) -> Path:
-    """Copy a finished run (files, times and Snakemake's metadata), without ``drop`` paths."""
-    work = root / "work"
-    shutil.copytree(src, work, symlinks=True, ignore=shutil.ignore_patterns("*.log", "locks"))
-    (work / ".snakemake" / "locks").mkdir(exist_ok=True)
-    for rel in drop:
-        target = work / rel
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-    return work
+def _reference_run(root: Path) -> None:
+    work = make_workdir(root, FAULTS)
+    t0 = time.monotonic()
+    done = snakemake(work, *TARGETS)
+    run = {"seconds": time.monotonic() - t0, "stdout": done.stdout}
+    (root / "run.json").write_text(json.dumps(run))
 
 
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory) -> dict:
-    """One uninterrupted run of FAULTS on 2 cores: its folder, snapshot and time."""
-    work = make_workdir(tmp_path_factory.mktemp("reference"), FAULTS)
-    t0 = time.monotonic()
-    done = snakemake(work, *TARGETS)
-    return {
-        "work": work,
-        "files": snapshot(work),
-        "seconds": time.monotonic() - t0,
-        "stdout": done.stdout,
-    }
-
-
-def faults_config(**changes) -> dict:
-    """A deep copy of FAULTS with top-level sections replaced."""
-    config = copy.deepcopy(FAULTS)
-    config.update(changes)
-    return config
-
-
-# ---------------------------------------------------------------------------------------------
-# A tiny project built in-process with the CLI (what the rules run), for unit-level faults
-# ---------------------------------------------------------------------------------------------
-
-_SETTINGS_DIR = Path(tempfile.mkdtemp(prefix="geokd-settings-"))
-_SETTINGS_DIR.chmod(0o755)  # readable by the unprivileged user of test_disk_full.py
-
-
-def settings_file(values: dict | str) -> Path:
-    """A ``--settings`` file holding ``values`` (a dict, or text written as given)."""
-    text = values if isinstance(values, str) else json.dumps(values)
-    path = _SETTINGS_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
-    path.write_text(text)
-    return path
-
-
-TRAIN_SETTINGS = settings_file(
-    {
-        "train": {"epochs": 1, "batch_size": 8},
-        "student": {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16},
-    }
-)
-
-
-def cli(*argv: object) -> int:
-    """``geokd`` in-process; raises when the command fails."""
-    from geokd.cli import main
-
-    rc = main([str(a) for a in argv])
-    if rc != 0:
-        raise AssertionError(f"geokd {' '.join(map(str, argv))} failed with {rc}")
-    return rc
+    """One uninterrupted run of FAULTS on 2 cores, once per run (shared by the xdist workers):
+    its folder, snapshot and time. Treat as read-only: clone_run copies it."""
+    root = shared_folder(tmp_path_factory, "reference", _reference_run)
+    work = root / "work"
+    return {"work": work, "files": snapshot(work), **json.loads((root / "run.json").read_text())}
 
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory) -> dict[str, Path]:
     """Store, split, blocks, matrices, soft labels, KNN, two students and a summary of a tiny
-    synthetic dataset, each written by its ``geokd`` subcommand. Treat as read-only: copy
-    what a test damages."""
-    root = tmp_path_factory.mktemp("project")
-    p = {
-        "root": root,
-        "store": root / "sequences.parquet",
-        "split": root / "split.tsv",
-        "tt": root / "distances" / "train-train.npy",
-        "et": root / "distances" / "test-train.npy",
-        "soft": root / "teacher" / "softmax.parquet",
-        "soft2": root / "teacher" / "nngk.parquet",
-        "knn": root / "knn" / "procrustes.json",
-        "latency": root / "knn" / "latency_procrustes.json",
-        "models": root / "models",
-        "summary": root / "summary.json",
-    }
-    cli(
-        "ingest",
-        "synthetic",
-        p["store"],
-        "--n-classes",
-        3,
-        "--n-subjects",
-        4,
-        "--n-trials",
-        2,
-        "--min-frames",
-        6,
-        "--max-frames",
-        10,
-        "--seed",
-        3,
-    )
-    cli("split", p["store"], p["split"], "--train", 1, 2, "--test", 3, 4)
-    from geokd.distances.shards import planned_blocks
-
-    for query, out in (("train", p["tt"]), ("test", p["et"])):
-        blocks = []
-        for bi, bj in planned_blocks(p["split"], query, "train", 8):
-            block = out.parent / out.stem / f"block_{bi}_{bj}.npy"
-            cli(
-                "distances",
-                "block",
-                p["store"],
-                p["split"],
-                block,
-                "--block",
-                bi,
-                bj,
-                "--query",
-                query,
-                "--reference",
-                "train",
-                "--block-size",
-                8,
-                "--threads",
-                1,
-            )
-            blocks.append(block)
-        cli(
-            "distances",
-            "assemble",
-            p["store"],
-            p["split"],
-            out,
-            *blocks,
-            "--query",
-            query,
-            "--reference",
-            "train",
-            "--block-size",
-            8,
-        )
-    p["block"] = p["tt"].parent / "train-train" / "block_0_0.npy"
-    p["block2"] = p["tt"].parent / "train-train" / "block_0_1.npy"
-    for method, out in (("softmax", p["soft"]), ("nngk", p["soft2"])):
-        cli("teacher", p["tt"], p["split"], out, out.with_suffix(".json"), "--method", method)
-    cli("knn", p["et"], p["split"], p["knn"], "--k-max", 3)
-    cli("knn-latency", p["store"], p["split"], p["latency"], "--n-queries", 1)
-    runs = []
-    for mode in ("transformer", "distilled"):
-        out = p["models"] / mode / "seed0"
-        extra = ["--soft-labels", p["soft"]] if mode == "distilled" else []
-        cli(
-            "train",
-            p["store"],
-            p["split"],
-            out,
-            "--mode",
-            mode,
-            "--threads",
-            1,
-            "--settings",
-            TRAIN_SETTINGS,
-            *extra,
-        )
-        runs.append(out)
-    p["ckpt"], p["ckpt2"] = runs[1] / "model.pt", runs[0] / "model.pt"
-    cli(
-        "summarize",
-        p["summary"],
-        "--timings-out",
-        root / "timings.json",
-        "--dataset",
-        "tiny",
-        "--protocol",
-        "paper",
-        "--store",
-        p["store"],
-        "--knn",
-        p["knn"],
-        "--teacher",
-        p["soft"].with_suffix(".json"),
-        "--latency",
-        p["latency"],
-        "--run",
-        *(r / "metrics.json" for r in runs),
-        "--run-timings",
-        *(r / "timings.json" for r in runs),
-    )
-    return p
-
-
-# ---------------------------------------------------------------------------------------------
-# Full and read-only file systems (real ones where mounting is permitted)
-# ---------------------------------------------------------------------------------------------
-
-
-def _mount(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
-
-
-def _umount(path: Path) -> None:
-    if subprocess.run(["umount", str(path)], capture_output=True, timeout=30).returncode:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str = "8m"):
-    """A small tmpfs mounted on ``path`` (created); skips the test where mounting is not
-    permitted (not root, or a container without CAP_SYS_ADMIN)."""
-    path.mkdir(parents=True, exist_ok=True)
-    done = _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); RLIMIT_FSIZE tests run")
-    try:
-        yield path
-    finally:
-        _umount(path)
-
-
-def fill(folder: Path) -> Path:
-    """Fill the file system of ``folder`` with one file until ENOSPC; return that file."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
-    chunk = b"\0" * 65536
-    try:
-        while True:
-            try:
-                os.write(fd, chunk)
-            except OSError:
-                if len(chunk) == 1:
-                    break
-                chunk = chunk[: len(chunk) // 2]
-    finally:
-        os.close(fd)
-    return filler
-
-
-@contextlib.contextmanager
-def read_only(path: Path):
-    """Make the folder ``path`` read-only for everybody, root included, with a read-only bind
-    mount of it onto itself; skips the test where mounting is not permitted."""
-    done = _mount("--bind", str(path), str(path))
-    if done.returncode != 0:
-        pytest.skip(f"cannot bind-mount here ({done.stderr.strip()})")
-    try:
-        ro = _mount("-o", "remount,bind,ro", str(path))
-        if ro.returncode != 0:
-            pytest.skip(f"cannot remount read-only here ({ro.stderr.strip()})")
-        yield path
-    finally:
-        _umount(path)
-
-
-def summarize_argv(p: dict, out: Path, **over) -> list:
-    """`geokd summarize` argv over the project fixture's step files into ``out``; ``over``
-    replaces the values of options (e.g. ``{"--knn": [bad_file]}``)."""
-    args = {
-        "--knn": [p["knn"]],
-        "--teacher": [p["soft"].with_suffix(".json")],
-        "--latency": [p["latency"]],
-        "--run": sorted(p["models"].glob("*/seed0/metrics.json")),
-        "--run-timings": sorted(p["models"].glob("*/seed0/timings.json")),
-        **over,
-    }
-    argv = [
-        "summarize",
-        out / "summary.json",
-        "--timings-out",
-        out / "timings.json",
-        "--dataset",
-        "tiny",
-        "--protocol",
-        "paper",
-        "--store",
-        p["store"],
-    ]
-    for option, values in args.items():
-        argv += [option, *values]
-    return argv
+    synthetic dataset, each written by its ``geokd`` subcommand (tests/helpers/faults.py:
+    build_project), built once per run. Treat as read-only: copy what a test damages."""
+    return project_paths(shared_folder(tmp_path_factory, "project", build_project))

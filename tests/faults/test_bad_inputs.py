@@ -24,7 +24,7 @@ import scipy.io
 from geokd.cli import main
 from geokd.data.store import SCHEMA
 from geokd.distances.shards import load_matrix
-from tests.faults.conftest import (
+from tests.helpers.faults import (
     TRAIN_SETTINGS,
     make_workdir,
     settings_file,

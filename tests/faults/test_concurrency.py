@@ -9,7 +9,7 @@ import time
 import pytest
 
 from geokd.atomic import write_text
-from tests.faults.conftest import (
+from tests.helpers.faults import (
     PROTOCOL,
     TARGETS,
     assert_same_results,

@@ -31,7 +31,7 @@ from geokd.checksum import verify_tree
 from geokd.cli import main
 from geokd.distances.shards import load_matrix, read_npy_checked, write_npy_with_sidecar
 from geokd.errors import InputError
-from tests.conftest import write_mat
+from tests.helpers.utd import write_mat
 
 # ---------------------------------------------------------------------------------------------
 # Item 5: the distance contract on every load
@@ -167,7 +167,7 @@ def test_the_kernel_writes_exactly_symmetric_matrices_with_zero_diagonal(project
 
 
 def _teacher(p, tmp_path, capsys, name: str, **settings) -> tuple[dict, str]:
-    from tests.faults.conftest import settings_file
+    from tests.helpers.faults import settings_file
 
     out = tmp_path / "teacher" / f"{name}.parquet"
     diag = out.with_suffix(".json")
@@ -283,7 +283,7 @@ def test_a_broken_symlink_as_a_signum_sample_is_an_error(signum, tmp_path, capsy
 def test_the_same_utd_recording_under_two_names_is_an_error_unless_allowed(
     utd, tmp_path, capsys, ledger
 ):
-    from tests.faults.conftest import settings_file
+    from tests.helpers.faults import settings_file
 
     shutil.copyfile(utd / "a1_s1_t1_skeleton.mat", utd / "a2_s5_t1_skeleton.mat")
     ledger.bad_input()
@@ -393,7 +393,7 @@ def test_a_missing_block_at_assembly_is_named_with_what_to_do(project, tmp_path,
 def test_skip_bad_in_the_settings_file_is_honoured(utd, tmp_path, ledger):
     """``ingest: {skip_bad: true}`` reaches the step through --settings (the flag's unset
     default no longer overrides it)."""
-    from tests.faults.conftest import settings_file
+    from tests.helpers.faults import settings_file
 
     (utd / "a1_s3_t1_skeleton.mat").write_bytes(b"not a MATLAB file")
     (utd / "a2_s3_t1_skeleton.mat").symlink_to(utd / "gone.mat")

@@ -19,7 +19,7 @@ from geokd.distances.shards import load_matrix, read_npy_checked
 from geokd.errors import InputError
 from geokd.models.checkpoint import load_checkpoint
 from geokd.models.teacher import read_soft_labels, soft_labels_metadata
-from tests.faults.conftest import (
+from tests.helpers.faults import (
     PROTOCOL,
     TARGETS,
     TRAIN_SETTINGS,

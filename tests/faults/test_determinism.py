@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from geokd.distances._cdist import cdist
-from tests.faults.conftest import (
+from tests.helpers.faults import (
     FAULTS,
     PROTOCOL,
     TARGETS,

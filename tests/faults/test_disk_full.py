@@ -29,7 +29,7 @@ import pytest
 
 from geokd.checksum import verify_sidecar
 from geokd.cli import main
-from tests.faults.conftest import (
+from tests.helpers.faults import (
     FAULTS,
     PROTOCOL,
     TARGETS,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from geokd.distances._cdist import cdist
 from geokd.distances.shards import plan_blocks
-from tests.faults.conftest import LEDGER
+from tests.helpers.faults import LEDGER
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 K = 6

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from geokd import atomic, lifeline
-from tests.faults.conftest import cli, settings_file
+from tests.helpers.faults import cli, settings_file
 
 LINUX = sys.platform.startswith("linux")
 #: a training long enough to be killed in its middle (a few hundred epochs of a tiny model)

@@ -24,7 +24,7 @@ from geokd.models import train as train_module
 from geokd.models.config import StudentConfig, TrainConfig
 from geokd.models.resume import RESUME_NAME
 from geokd.models.runs import run_training, run_trainings
-from tests.faults.conftest import BIN, settings_file
+from tests.helpers.faults import BIN, settings_file
 
 #: what must be the same bytes as the uninterrupted run (timings.json holds measured times)
 SAME = ("model.pt", "model.pt.json", "history.json", "metrics.json")

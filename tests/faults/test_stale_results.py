@@ -28,7 +28,7 @@ import pytest
 import scipy.io
 
 from geokd.cli import main
-from tests.faults.conftest import (
+from tests.helpers.faults import (
     BIN,
     PROTOCOL,
     ROOT,

@@ -17,6 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers.processes import run
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -68,9 +70,8 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     exe = chromium()
     if exe is None:
         raise FileNotFoundError("chromium is not installed (apt-get install chromium)")
-    return subprocess.run(
-        [exe, *CHROMIUM_FLAGS, *args], capture_output=True, text=True, timeout=timeout
-    )
+    # in a session of its own: a browser that hangs is stopped with all its helper processes
+    return run([exe, *CHROMIUM_FLAGS, *args], timeout=timeout, grace=5)
 
 
 def _page_requests(netlog: Path) -> list[str]:

@@ -1,9 +1,17 @@
-"""A throwaway single-node SLURM cluster for the ``slurm`` tests and ``bench/bench_slurm.py``.
+"""A throwaway single-node SLURM cluster for the ``slurm`` tests and ``bench/bench_slurm.py``
+(which imports it as ``tests.helpers.slurm_cluster``).
 
 It installs nothing: it uses Debian's ``munge``, ``slurmctld``, ``slurmd`` and ``slurm-client``
 (installed by ``.ci/run``). This host is controller and only compute node; munged, slurmctld
 and slurmd run as plain background processes (no systemd, no cgroups) with their state, logs,
 key and socket under a temporary folder, and are stopped by PID.
+
+The daemons run in a session of their own, so that a signal to the test run's process group
+(Ctrl-C, ``timeout``) does not take them down before the jobs are cancelled, and the kernel
+stops them if the process that started them dies (``PR_SET_PDEATHSIG``). :meth:`SlurmCluster.stop`
+cancels every job, waits until no job step (``slurmstepd`` of this cluster) or process of a job
+is left, then stops the daemons and waits for them and their children: nothing of the cluster
+outlives it, and no Snakemake is left waiting for a job of a cluster that has gone.
 
 Slurm's job-step helper (``snakemake-executor-plugin-slurm-jobstep``) drops ``SLURM_CONF``
 from the environment of ``srun``, so the config must be found at its default place,
@@ -24,9 +32,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import yaml
 
 from geokd.atomic import _pid_alive as _alive
+from geokd.lifeline import _set_parent_death_signal
 
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 BINARIES = (
@@ -43,6 +53,11 @@ BINARIES = (
 )
 MARKER = "# geokd test cluster"
 PARTITION = "main"  # the partition named in workflow/profiles/slurm/config.yaml
+#: job states after which SLURM runs nothing more for a job
+FINAL_STATES = {
+    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
+    "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT",
+}  # fmt: skip
 
 
 def write_test_profile(
@@ -241,7 +256,12 @@ PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
     def _spawn(self, name: str, cmd: list[str]) -> None:
         out = open(self.root / "log" / f"{name}.out", "wb")
         self.procs[name] = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=lambda: _set_parent_death_signal(signal.SIGTERM),
         )
         out.close()
 
@@ -305,28 +325,65 @@ PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
                 parts.append(f"== {path.name}\n" + "\n".join(lines))
         return "\n".join(parts)
 
-    def stop(self) -> None:
-        """Cancel remaining jobs, stop the daemons by PID, put /etc/slurm back."""
-        if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
-            active = [x for x in self.queue() if x.split("|")[1] in ("PENDING", "RUNNING")]
-            if active:
-                subprocess.run(["scancel", "--full", "-u", "root"], timeout=30)
-                end = time.monotonic() + 30
-                while time.monotonic() < end and any(
-                    x.split("|")[1] in ("PENDING", "RUNNING", "COMPLETING") for x in self.queue()
-                ):
-                    time.sleep(0.5)
-        for name in ("slurmd", "slurmctld", "munged"):
-            proc = self.procs.get(name)
-            if proc is None or proc.poll() is not None:
+    def steps(self) -> list[psutil.Process]:
+        """This cluster's job-step managers (``slurmstepd``: they log to its slurmd.log and
+        listen on a socket in its spool folder) and every process of their jobs."""
+        found = []
+        for p in psutil.process_iter(["name"]):
+            if p.info["name"] != "slurmstepd":
                 continue
-            proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        self._restore_conf()
+                paths = [f.path for f in p.open_files()]
+                paths += [c.laddr for c in p.net_connections(kind="unix") if c.laddr]
+                if any(str(x).startswith(f"{self.root}/") for x in paths):
+                    found += [p, *p.children(recursive=True)]
+            except psutil.Error:
+                continue
+        return found
+
+    def stop(self, timeout: float = 60) -> list[str]:
+        """Cancel every job, wait for the job steps and their processes to end, stop the
+        daemons and wait for them and their children, put /etc/slurm back. Returns the command
+        lines of the processes that had to be killed after ``timeout`` seconds (none when the
+        cluster stops cleanly)."""
+        killed: list[str] = []
+        try:
+            if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
+                self._cancel_jobs(timeout)
+            killed += _wait_or_kill(self.steps(), timeout)
+        finally:
+            for name in ("slurmd", "slurmctld", "munged"):
+                proc = self.procs.get(name)
+                if proc is None:
+                    continue
+                try:
+                    children = psutil.Process(proc.pid).children(recursive=True)
+                except psutil.Error:
+                    children = []
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        killed.append(name)
+                        proc.kill()
+                        proc.wait(timeout=10)
+                killed += _wait_or_kill(children, 20)
+            self._restore_conf()
+        return killed
+
+    def _cancel_jobs(self, timeout: float) -> None:
+        """scancel every job SLURM has not finished; wait until none is left running."""
+
+        def unfinished() -> list[str]:
+            return [x for x in self.queue() if x.split("|")[1] not in FINAL_STATES]
+
+        if not unfinished():
+            return
+        subprocess.run(["scancel", "--full", "-u", "root"], capture_output=True, timeout=30)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and unfinished():
+            time.sleep(0.5)
 
     def _restore_conf(self) -> None:
         if not self._wrote_conf:
@@ -348,3 +405,18 @@ PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _wait_or_kill(procs: list[psutil.Process], timeout: float) -> list[str]:
+    """Wait up to ``timeout`` seconds for ``procs`` to end; SIGKILL the rest (their command
+    lines are returned)."""
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    killed = []
+    for p in alive:
+        try:
+            killed.append(" ".join(p.cmdline()) or p.name())
+            p.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(alive, timeout=10)
+    return killed
