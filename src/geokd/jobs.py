@@ -230,9 +230,10 @@ class TeacherJob(Job):
         base = cls.defaults(method=method)
         exclude = values.pop("exclude", base.exclude)
         normalise = values.pop("normalise", base.normalise)
-        params = _build(kinds[base.method], values, key)
-        _build(_st.TeacherSettings, {"exclude": exclude}, key)  # checks the value
-        _build(_st.DistanceSettings, {"normalise": normalise}, key)
+        # a bad key is named as in the config: "<file>: teacher.softmax.k: unknown setting"
+        params = _build(kinds[base.method], values, f"{key}: teacher.{base.method}")
+        _build(_st.TeacherSettings, {"exclude": exclude}, f"{key}: teacher")  # checks the value
+        _build(_st.DistanceSettings, {"normalise": normalise}, f"{key}: distances")
         return cls(base.method, params, exclude, normalise)
 
 

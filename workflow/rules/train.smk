@@ -43,11 +43,11 @@ for seeds, datasets in TRAIN_GROUPS.items():
             settings=settings_file("train"),
             teacher=teacher_option,
             out_dirs=run_folders,
-            seeds=" ".join(map(str, seeds)),
+            seeds=[str(s) for s in seeds],
             code=CODE["models"],
         shell:
             "exec python -m geokd train {input.store:q} {input.split:q} {params.out_dirs:q}"
-            " --mode {wildcards.model} --seed {params.seeds} {params.teacher:q}"
+            " --mode {wildcards.model} --seed {params.seeds:q} {params.teacher:q}"
             " --threads {threads} --settings {params.settings:q} > {log:q} 2>&1"
 
 
