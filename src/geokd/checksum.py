@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from . import paths
 from .atomic import atomic_paths
 from .errors import InputError
 from .jsonfile import json_text
@@ -50,8 +51,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
-    """The sidecar of an artifact: ``<path>.json``."""
-    return Path(f"{path}.json")
+    """The sidecar of an artifact: ``<path>.json`` (:func:`geokd.paths.sidecar`)."""
+    return Path(paths.sidecar(os.fspath(path)))
 
 
 def sidecar_bytes(data: bytes, fields: dict | None = None) -> bytes:

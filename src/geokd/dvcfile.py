@@ -8,7 +8,8 @@ gathers every dataset. A config with one dataset gets the plain stage names (``i
 ``split``, ``distances``, ``teacher``, ``knn``, ``training``, ``report``); with several, each
 dataset's stages are suffixed ``_<dataset>``. The committed ``dvc.yaml`` is this function's
 output for ``config/config.yaml`` (a test keeps them equal). Paths and targets are the
-workflow's (``workflow/rules/common.smk``): a test compares them with a Snakemake dry run.
+workflow's (the templates of :mod:`geokd.paths`, ``workflow/rules/common.smk``): a test
+compares them with a Snakemake dry run.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import yaml
 
+from . import paths
 from .distances.shards import matrix_pairs
 from .errors import InputError
+from .paths import fill
 from .settings import resolve_all, train_rule_name
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -143,9 +146,13 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
     for d, s in settings.items():
         ds = f"datasets.{d}"
         protocols = list(s.dataset.protocols)
-        base = [f"results/{d}/{p}" for p in protocols]
-        store = f"data/interim/{d}/sequences.parquet"
-        splits = [f"{b}/split.tsv" for b in base]
+        store = fill(paths.STORE, dataset=d)
+
+        def per_protocol(template: str, only: list[str] = protocols, d: str = d) -> list[str]:
+            """``template`` (a file or folder of a protocol) of each protocol (or of ``only``)."""
+            return [fill(template, dataset=d, protocol=p) for p in only]
+
+        splits = per_protocol(paths.SPLIT)
 
         def section(name: str, ds: str = ds) -> list[str]:
             """A top-level section's keys and the dataset's own override of it."""
@@ -161,7 +168,7 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
         )
         if generated:
             rules = [generated, *rules]
-            outs = [f"data/raw/{d}", store]
+            outs = [fill(paths.RAW, dataset=d), store]
         elif s.dataset.source != "synthetic":
             raw = s.dataset.raw_dir or s.dataset.annotations
             raw = raw or str(Path(s.dataset.manifest).parent)
@@ -200,12 +207,12 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
         blocks.append(_block(stage_name("split", d), stage, {}))
 
         matrices = [
-            f"results/{d}/{p}/distances/{m}/{q}-{r}.npy"
+            fill(paths.MATRIX, dataset=d, protocol=p, metric=m, query=q, reference=r)
             for p in protocols
             for m in s.metrics
             for q, r in matrix_pairs(s.dataset.protocols[p])
         ]
-        dist_dirs = [f"{b}/distances" for b in base]
+        dist_dirs = per_protocol(paths.DISTANCES)
         metric_key = [f"{ds}.metrics"] if _present(config, f"{ds}.metrics") else []
         stage = {
             "cmd": snakemake(matrices, RULES["distances"]),
@@ -220,8 +227,12 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
         blocks.append(_block(stage_name("distances", d), stage, {}))
 
         teacher_metric = s.teacher.metric
-        teacher_targets = [f"{b}/teacher/{m}.parquet" for b in base for m in s.teacher.methods]
-        teacher_dirs = [f"{b}/teacher" for b in base]
+        teacher_targets = [
+            fill(paths.SOFT_LABELS, dataset=d, protocol=p, method=m)
+            for p in protocols
+            for m in s.teacher.methods
+        ]
+        teacher_dirs = per_protocol(paths.TEACHER)
         stage = {
             "cmd": snakemake(teacher_targets, RULES["teacher"]),
             "deps": [*splits, *dist_dirs, *_code("teacher")],
@@ -234,11 +245,14 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
         blocks.append(_block(stage_name("teacher", d), stage, {}))
 
         knn_targets = [
-            f"{b}/knn/{name}.json"
-            for b in base
-            for name in [*s.metrics, f"latency_{teacher_metric}"]
+            fill(template, dataset=d, protocol=p, metric=m)
+            for p in protocols
+            for template, m in [
+                *[(paths.KNN_RESULT, m) for m in s.metrics],
+                (paths.KNN_LATENCY, teacher_metric),
+            ]
         ]
-        knn_dirs = [f"{b}/knn" for b in base]
+        knn_dirs = per_protocol(paths.KNN)
         stage = {
             "cmd": snakemake(knn_targets, RULES["knn"]),
             "deps": [store, *splits, *dist_dirs, *_code("knn")],
@@ -249,18 +263,22 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
         blocks.append(_block(stage_name("knn", d), stage, {}))
 
         runs = [
-            f"{b}/models/{m}/seed{n}/metrics.json"
-            for b in base
+            fill(paths.RUN_METRICS, dataset=d, protocol=p, model=m, seed=n)
+            for p in protocols
             for m in s.training.models
             for n in s.training.seeds
         ]
         runs += [
-            f"{b}/models/{m}_ensemble/metrics.json" for b in base for m in s.training.ensembles
+            fill(paths.ENSEMBLE_METRICS, dataset=d, protocol=p, model=m)
+            for p in protocols
+            for m in s.training.ensembles
         ]
         train_rules = [train_rule_name(g) for g in s.training.seed_groups()]
         train_rules += ["ensemble"] if s.training.ensembles else []
-        model_dirs = [f"{b}/models" for b in base]
-        teacher_matrices = [f"{b}/distances/{teacher_metric}/train-train.npy" for b in base]
+        model_dirs = per_protocol(paths.MODELS)
+        teacher_matrices = per_protocol(
+            fill(paths.MATRIX, metric=teacher_metric, query="train", reference="train")
+        )
         train_deps = [store, *splits, *teacher_dirs]
         if "metric" in s.training.models:
             train_deps += teacher_matrices
@@ -280,14 +298,13 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
         blocks.append(_block(stage_name("training", d), stage, {}))
 
         studied = [
-            b
-            for b, p in zip(base, protocols, strict=True)
-            if s.budgets.enabled and len(s.dataset.protocols[p]["train"]) > 1
+            p for p in protocols if s.budgets.enabled and len(s.dataset.protocols[p]["train"]) > 1
         ]
         if studied:  # the label-budget study: one stage per dataset
+            budget_dirs = per_protocol(paths.BUDGETS, studied)
             stage = {
                 "cmd": snakemake(
-                    [f"{b}/budgets/summary.json" for b in studied],
+                    per_protocol(paths.BUDGET_SUMMARY, studied),
                     ["budget_subset", "budget_summary"],
                 ),
                 "deps": [store, *splits, *dist_dirs, *knn_dirs, *model_dirs, *_code("budgets")],
@@ -304,28 +321,26 @@ def pipeline(config_path: str | os.PathLike = DEFAULT_CONFIG) -> str:
                 "outs": [
                     (
                         "<subset>.json: every arm's runs; summary.json: the bootstrap",
-                        f"{studied[0]}/budgets",
+                        budget_dirs[0],
                     ),
-                    *[f"{b}/budgets" for b in studied[1:]],
+                    *budget_dirs[1:],
                 ],
             }
             blocks.append(_block(stage_name("budgets", d), stage, {}))
 
         report_deps += [store, *splits, *dist_dirs, *teacher_dirs, *knn_dirs, *model_dirs]
-        report_outs += [f"{b}/timings.json" for b in base] + [f"{b}/summary.json" for b in base]
-        metrics += [f"{b}/metrics.json" for b in base]
-        plots += [f"{b}/training_curves.json" for b in base]
+        report_outs += per_protocol(paths.TIMINGS) + per_protocol(paths.SUMMARY)
+        metrics += per_protocol(paths.DVC_METRICS)
+        plots += per_protocol(paths.CURVES)
 
     stage = {
-        "cmd": snakemake(
-            ["results/report.html", "results/tables/accuracy.csv", *metrics], RULES["report"]
-        ),
+        "cmd": snakemake([paths.REPORT, paths.ACCURACY_CSV, *metrics], RULES["report"]),
         "deps": [*report_deps, *_code("report")],
         "params": [{config_path: None}],
         "outs": [
-            "results/tables",
-            "results/figures",
-            "results/report.html",
+            paths.TABLES,
+            paths.FIGURES,
+            paths.REPORT,
             ("measured times (summary.json has none, so it is the same to the byte for the "
              "same config)", report_outs[0]),
             *report_outs[1:],

@@ -13,9 +13,11 @@ budget_protocols = lambda: [
     for d, p in protocols()
     if SETTINGS[d].budgets.enabled and len(SETTINGS[d].dataset.protocols[p]["train"]) > 1
 ]
-budget_targets = lambda: [f"results/{d}/{p}/budgets/summary.json" for d, p in budget_protocols()]
+budget_targets = lambda: [
+    at(paths.BUDGET_SUMMARY, dataset=d, protocol=p) for d, p in budget_protocols()
+]
 budget_results = lambda w: [
-    f"results/{w.dataset}/{w.protocol}/budgets/{subset_name(s)}.json"
+    at(paths.BUDGET_SUBSET, w, subset=subset_name(s))
     for _, s in budget_plan_of(w.dataset, w.protocol)
 ]
 # the full-label reference: the main run's labels-only family, distilled students and 1-NN
@@ -24,36 +26,30 @@ full_families = lambda w: [
     for m in (SETTINGS[w.dataset].budgets.labels, "distilled")
     if m in SETTINGS[w.dataset].training.models
 ]
-full_runs = lambda w: [
-    f"results/{w.dataset}/{w.protocol}/models/{m}/seed{n}/metrics.json"
-    for m in full_families(w)
-    for n in SETTINGS[w.dataset].training.seeds
-]
+full_runs = lambda w: seed_runs(paths.RUN_METRICS, w.dataset, w.protocol, full_families(w))
 full_run_args = lambda w, input: [
     f"--full-run={'labels' if Path(p).parts[-3] != 'distilled' else 'distilled'}={p}"
     for p in input.full
 ]
 train_subject_args = lambda w: SETTINGS[w.dataset].dataset.protocols[w.protocol]["train"]
-budget_knn = lambda w: (
-    f"results/{w.dataset}/{w.protocol}/knn/{SETTINGS[w.dataset].teacher.metric}.json"
-)
-budget_test_matrix = lambda w: (
-    f"results/{w.dataset}/{w.protocol}/distances/{SETTINGS[w.dataset].teacher.metric}/test-train.npy"
+budget_knn = lambda w: at(paths.KNN_RESULT, w, metric=SETTINGS[w.dataset].teacher.metric)
+budget_test_matrix = lambda w: at(
+    paths.MATRIX, w, metric=SETTINGS[w.dataset].teacher.metric, query="test", reference="train"
 )
 
 
 rule budget_subset:
     input:
-        store="data/interim/{dataset}/sequences.parquet",
-        split="results/{dataset}/{protocol}/split.tsv",
+        store=paths.STORE,
+        split=paths.SPLIT,
         train_matrix=teacher_matrix,
         test_matrix=budget_test_matrix,
     output:
-        "results/{dataset}/{protocol}/budgets/{subset}.json",
+        paths.BUDGET_SUBSET,
     log:
-        "logs/budget_subset/{dataset}/{protocol}/{subset}.log",
+        paths.log("budget_subset", "{dataset}/{protocol}/{subset}"),
     benchmark:
-        "benchmarks/budget_subset/{dataset}/{protocol}/{subset}.tsv"
+        paths.benchmark("budget_subset", "{dataset}/{protocol}/{subset}")
     wildcard_constraints:
         subset=r"s\d+(-\d+)*",
     conda:
@@ -77,11 +73,11 @@ rule budget_summary:
         full=full_runs,
         knn=budget_knn,
     output:
-        "results/{dataset}/{protocol}/budgets/summary.json",
+        paths.BUDGET_SUMMARY,
     log:
-        "logs/budget_summary/{dataset}/{protocol}.log",
+        paths.log("budget_summary", "{dataset}/{protocol}"),
     benchmark:
-        "benchmarks/budget_summary/{dataset}/{protocol}.tsv"
+        paths.benchmark("budget_summary", "{dataset}/{protocol}")
     conda:
         "../envs/core.yaml"
     params:

@@ -1,4 +1,5 @@
 # What Snakemake needs: validation, settings, constraints, targets, input functions, by stage.
+# Every path is a template of geokd.paths (the file layout, spelled there only), filled by at().
 # Defaults live in src/geokd/settings.py; each job gets its slice as a content-addressed JSON
 # file (--settings). A job reruns when a setting, its stage's code (CODE), its command
 # (rerun-triggers: code) or its raw files (listing) change (docs/reliability.md).
@@ -10,6 +11,8 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 sys.path.insert(0, str(SRC))  # SRC, and how jobs run: workflow/Snakefile
+from geokd import paths  # noqa: E402  every path of the workflow: a template of geokd.paths
+from geokd.paths import fields, fill  # noqa: E402
 from geokd.data.raw_listing import refresh_listing  # noqa: E402
 from geokd.distances.shards import block_minutes, matrix_pairs, planned_blocks  # noqa: E402
 from geokd.provenance import CODE_STAGES, code_hash  # noqa: E402
@@ -44,29 +47,43 @@ wildcard_constraints:
 def settings_file(job):
     """Param function: the file holding job family `job`'s settings slice for these wildcards."""
     values = lambda w: job_settings(SETTINGS[w.dataset], job, **dict(w.items()))
-    return lambda w: str(write_settings_file(values(w), ".snakemake/geokd/settings"))
+    return lambda w: str(write_settings_file(values(w), paths.SETTINGS_DIR))
 
 
 # ---------------------------------------------------------------- paths and targets
-store_path = lambda dataset: f"data/interim/{dataset}/sequences.parquet"
-protocol_dir = lambda dataset, protocol: f"results/{dataset}/{protocol}"
-split_path = lambda dataset, protocol: f"results/{dataset}/{protocol}/split.tsv"
+def at(template, w=None, **values):
+    """A path of an input function or target: geokd.paths `template` filled from the
+    wildcards (or dict) `w` (those the template has) and `values`; every field must be given."""
+    names = fields(template)
+    given = {k: v for k, v in (w or {}).items() if k in names} | values
+    missing = [f for f in names if f not in given]
+    if missing:
+        raise KeyError(f"{', '.join(missing)}: no value for a field of {template!r}")
+    return fill(template, **given)
+
+
+store_path = lambda dataset: at(paths.STORE, dataset=dataset)
+protocol_dir = lambda dataset, protocol: at(paths.PROTOCOL, dataset=dataset, protocol=protocol)
+split_path = lambda dataset, protocol: at(paths.SPLIT, dataset=dataset, protocol=protocol)
 protocols = lambda: [(d, p) for d, s in SETTINGS.items() for p in s.dataset.protocols]
 published_of = lambda d: SETTINGS[d].dataset.as_published_of  # X: d is X's "as published" run
-all_summaries = lambda: [f"{protocol_dir(d, p)}/summary.json" for d, p in protocols()]
+all_summaries = lambda: [at(paths.SUMMARY, dataset=d, protocol=p) for d, p in protocols()]
 
 
-def seed_runs(d, p, models=None):
-    """The run folders models/<model>/seed<N> of a protocol (default: every model)."""
-    s, base = SETTINGS[d], protocol_dir(d, p)
+def seed_runs(template, d, p, models=None):
+    """A run file (`template`: geokd.paths.RUN_...) of every seed of the protocol's models
+    (default: every model), by model then seed."""
+    s = SETTINGS[d]
     return [
-        f"{base}/models/{m}/seed{n}" for m in models or s.training.models for n in s.training.seeds
+        at(template, dataset=d, protocol=p, model=m, seed=n)
+        for m in (s.training.models if models is None else models)
+        for n in s.training.seeds
     ]
 
 
 def all_matrices():
     return [
-        f"{protocol_dir(d, p)}/distances/{m}/{q}-{r}.npy"
+        at(paths.MATRIX, dataset=d, protocol=p, metric=m, query=q, reference=r)
         for d, p in protocols()
         for m in SETTINGS[d].metrics
         for q, r in matrix_pairs(SETTINGS[d].dataset.protocols[p])
@@ -80,9 +97,9 @@ def raw_inputs_of(dataset):
     reads, refreshed once per run (geokd.data.raw_listing); or a generated SIGNUM folder."""
     d = SETTINGS[dataset].dataset
     if d.synthetic_signum:
-        return {"raw": f"data/raw/{dataset}"}
-    raw, out = d.raw_dir or d.manifest, f"data/interim/{dataset}/raw_listing.tsv"
-    listing = refresh_listing(d.source, raw, out, f".snakemake/geokd/raw/{dataset}.json")
+        return {"raw": at(paths.RAW, dataset=dataset)}
+    raw, out = d.raw_dir or d.manifest, at(paths.RAW_LISTING, dataset=dataset)
+    listing = refresh_listing(d.source, raw, out, at(paths.RAW_LISTING_CACHE, dataset=dataset))
     return {"raw": ancient(raw), "listing": listing}
 
 
@@ -93,12 +110,11 @@ raw_inputs = lambda w: raw_inputs_of(w.dataset)
 def distance_blocks(w):
     split = checkpoints.split.get(dataset=w.dataset, protocol=w.protocol).output[0]
     size = SETTINGS[w.dataset].distances.block_size
-    prefix = f"{protocol_dir(w.dataset, w.protocol)}/distances/{w.metric}/{w.query}-{w.reference}"
     plan = planned_blocks(split, w.query, w.reference, size)
-    return [f"{prefix}/block_{bi}_{bj}.npy" for bi, bj in plan]
+    return [at(paths.BLOCK, w, bi=bi, bj=bj) for bi, bj in plan]
 
 
-block_sidecars = lambda w: [f"{b}.json" for b in distance_blocks(w)]
+block_sidecars = lambda w: [paths.sidecar(b) for b in distance_blocks(w)]
 block_mem_mb = lambda w, input: 500 + 2 * input.size_mb
 matrix_mem_mb = lambda w: 1000 + 8 * SETTINGS[w.dataset].distances.block_size**2 // 10**6
 block_runtime = lambda w, threads, attempt: block_minutes(
@@ -107,8 +123,8 @@ block_runtime = lambda w, threads, attempt: block_minutes(
 
 
 # ---------------------------------------------------------------- teacher, KNN, students
-teacher_matrix = lambda w: (
-    f"results/{w.dataset}/{w.protocol}/distances/{SETTINGS[w.dataset].teacher.metric}/train-train.npy"
+teacher_matrix = lambda w: at(
+    paths.MATRIX, w, metric=SETTINGS[w.dataset].teacher.metric, query="train", reference="train"
 )
 
 
@@ -118,7 +134,7 @@ def train_inputs(wildcards):
     inputs = {"store": store_path(d), "split": split_path(d, p)}
     if wildcards.model == "distilled":
         method = SETTINGS[d].teacher.distill_from
-        inputs["teacher"] = f"{protocol_dir(d, p)}/teacher/{method}.parquet"
+        inputs["teacher"] = at(paths.SOFT_LABELS, wildcards, method=method)
     if wildcards.model == "metric":
         inputs["distances"] = teacher_matrix(wildcards)
     return inputs
@@ -131,9 +147,7 @@ def teacher_option(wildcards, input):
     return [arg for k, flag in extra.items() if k in input.keys() for arg in (flag, input[k])]
 
 
-ensemble_members = lambda w: [
-    f"{run}/model.pt" for run in seed_runs(w.dataset, w.protocol, [w.model])
-]
+ensemble_members = lambda w: seed_runs(paths.RUN_MODEL, w.dataset, w.protocol, [w.model])
 
 # summary and report: their input functions and the targets (all_outputs) live in
 # rules/summary.smk and rules/report.smk.

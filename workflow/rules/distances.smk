@@ -3,19 +3,17 @@
 
 rule distance_block:
     input:
-        store="data/interim/{dataset}/sequences.parquet",
-        split="results/{dataset}/{protocol}/split.tsv",
+        store=paths.STORE,
+        split=paths.SPLIT,
     output:
-        npy=temp(
-            "results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}/block_{bi}_{bj}.npy"
-        ),
-        sidecar=temp(
-            "results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}/block_{bi}_{bj}.npy.json"
-        ),
+        npy=temp(paths.BLOCK),
+        sidecar=temp(paths.BLOCK_SIDECAR),
     log:
-        "logs/distance_block/{dataset}/{protocol}/{metric}/{query}-{reference}/{bi}_{bj}.log",
+        paths.log("distance_block", "{dataset}/{protocol}/{metric}/{query}-{reference}/{bi}_{bj}"),
     benchmark:
-        "benchmarks/distance_block/{dataset}/{protocol}/{metric}/{query}-{reference}/{bi}_{bj}.tsv"
+        paths.benchmark(
+            "distance_block", "{dataset}/{protocol}/{metric}/{query}-{reference}/{bi}_{bj}"
+        )
     conda:
         "../envs/core.yaml"
     threads: 2
@@ -36,15 +34,15 @@ rule distance_matrix:
     input:
         blocks=distance_blocks,
         sidecars=block_sidecars,
-        store="data/interim/{dataset}/sequences.parquet",
-        split="results/{dataset}/{protocol}/split.tsv",
+        store=paths.STORE,
+        split=paths.SPLIT,
     output:
-        npy="results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}.npy",
-        sidecar="results/{dataset}/{protocol}/distances/{metric}/{query}-{reference}.npy.json",
+        npy=paths.MATRIX,
+        sidecar=paths.MATRIX_SIDECAR,
     log:
-        "logs/distance_matrix/{dataset}/{protocol}/{metric}/{query}-{reference}.log",
+        paths.log("distance_matrix", "{dataset}/{protocol}/{metric}/{query}-{reference}"),
     benchmark:
-        "benchmarks/distance_matrix/{dataset}/{protocol}/{metric}/{query}-{reference}.tsv"
+        paths.benchmark("distance_matrix", "{dataset}/{protocol}/{metric}/{query}-{reference}")
     conda:
         "../envs/core.yaml"
     resources:

@@ -13,12 +13,12 @@ body_listing_of = cache(
     lambda d: body_listing(
         SETTINGS[d].dataset.source,
         body_raw(d),
-        f"data/interim/{d}/raw_listing.tsv",
-        f".snakemake/geokd/raw/{d}.json",
+        at(paths.RAW_LISTING, dataset=d),
+        at(paths.RAW_LISTING_CACHE, dataset=d),
     )
 )
 body_raw_inputs = lambda w: (
-    {"raw": f"data/raw/{w.dataset}"}
+    {"raw": at(paths.RAW, w)}
     if SETTINGS[w.dataset].dataset.synthetic_ntu
     else {"raw": ancient(body_raw(w.dataset)), "listing": body_listing_of(w.dataset)}
 )
@@ -26,11 +26,11 @@ body_raw_inputs = lambda w: (
 
 rule ingest_synthetic:
     output:
-        "data/interim/{dataset}/sequences.parquet",
+        paths.STORE,
     log:
-        "logs/ingest_synthetic/{dataset}.log",
+        paths.log("ingest_synthetic", "{dataset}"),
     benchmark:
-        "benchmarks/ingest_synthetic/{dataset}.tsv"
+        paths.benchmark("ingest_synthetic", "{dataset}")
     wildcard_constraints:
         dataset=named("synthetic"),
     conda:
@@ -47,11 +47,11 @@ rule ingest_utd_mhad:
     input:
         unpack(raw_inputs),
     output:
-        "data/interim/{dataset}/sequences.parquet",
+        paths.STORE,
     log:
-        "logs/ingest_utd_mhad/{dataset}.log",
+        paths.log("ingest_utd_mhad", "{dataset}"),
     benchmark:
-        "benchmarks/ingest_utd_mhad/{dataset}.tsv"
+        paths.benchmark("ingest_utd_mhad", "{dataset}")
     wildcard_constraints:
         dataset=named("utd_mhad"),
     conda:
@@ -66,11 +66,11 @@ rule ingest_utd_mhad:
 
 rule synthetic_signum:
     output:
-        directory("data/raw/{dataset}"),
+        directory(paths.RAW),
     log:
-        "logs/synthetic_signum/{dataset}.log",
+        paths.log("synthetic_signum", "{dataset}"),
     benchmark:
-        "benchmarks/synthetic_signum/{dataset}.tsv"
+        paths.benchmark("synthetic_signum", "{dataset}")
     wildcard_constraints:
         dataset=named("signum", generated=True),
     conda:
@@ -87,11 +87,11 @@ rule ingest_signum:
     input:
         unpack(raw_inputs),
     output:
-        "data/interim/{dataset}/sequences.parquet",
+        paths.STORE,
     log:
-        "logs/ingest_signum/{dataset}.log",
+        paths.log("ingest_signum", "{dataset}"),
     benchmark:
-        "benchmarks/ingest_signum/{dataset}.tsv"
+        paths.benchmark("ingest_signum", "{dataset}")
     wildcard_constraints:
         dataset=named("signum"),
     conda:
@@ -106,11 +106,11 @@ rule ingest_signum:
 
 rule synthetic_ntu:
     output:
-        directory("data/raw/{dataset}"),
+        directory(paths.RAW),
     log:
-        "logs/synthetic_ntu/{dataset}.log",
+        paths.log("synthetic_ntu", "{dataset}"),
     benchmark:
-        "benchmarks/synthetic_ntu/{dataset}.tsv"
+        paths.benchmark("synthetic_ntu", "{dataset}")
     wildcard_constraints:
         dataset=ntu_generated,
     conda:
@@ -127,11 +127,11 @@ rule ingest_ntu:
     input:
         unpack(body_raw_inputs),
     output:
-        "data/interim/{dataset}/sequences.parquet",
+        paths.STORE,
     log:
-        "logs/ingest_ntu/{dataset}.log",
+        paths.log("ingest_ntu", "{dataset}"),
     benchmark:
-        "benchmarks/ingest_ntu/{dataset}.tsv"
+        paths.benchmark("ingest_ntu", "{dataset}")
     wildcard_constraints:
         dataset=named("ntu"),
     conda:
@@ -148,11 +148,11 @@ rule ingest_pyskl:
     input:
         unpack(body_raw_inputs),
     output:
-        "data/interim/{dataset}/sequences.parquet",
+        paths.STORE,
     log:
-        "logs/ingest_pyskl/{dataset}.log",
+        paths.log("ingest_pyskl", "{dataset}"),
     benchmark:
-        "benchmarks/ingest_pyskl/{dataset}.tsv"
+        paths.benchmark("ingest_pyskl", "{dataset}")
     wildcard_constraints:
         dataset=named("pyskl"),
     conda:

@@ -3,15 +3,15 @@
 
 rule knn:
     input:
-        matrix="results/{dataset}/{protocol}/distances/{metric}/test-train.npy",
-        split="results/{dataset}/{protocol}/split.tsv",
-        store="data/interim/{dataset}/sequences.parquet",
+        matrix=fill(paths.MATRIX, query="test", reference="train"),
+        split=paths.SPLIT,
+        store=paths.STORE,
     output:
-        "results/{dataset}/{protocol}/knn/{metric}.json",
+        paths.KNN_RESULT,
     log:
-        "logs/knn/{dataset}/{protocol}/{metric}.log",
+        paths.log("knn", "{dataset}/{protocol}/{metric}"),
     benchmark:
-        "benchmarks/knn/{dataset}/{protocol}/{metric}.tsv"
+        paths.benchmark("knn", "{dataset}/{protocol}/{metric}")
     conda:
         "../envs/core.yaml"
     params:
@@ -24,14 +24,14 @@ rule knn:
 
 rule knn_latency:
     input:
-        store="data/interim/{dataset}/sequences.parquet",
-        split="results/{dataset}/{protocol}/split.tsv",
+        store=paths.STORE,
+        split=paths.SPLIT,
     output:
-        "results/{dataset}/{protocol}/knn/latency_{metric}.json",
+        paths.KNN_LATENCY,
     log:
-        "logs/knn_latency/{dataset}/{protocol}/{metric}.log",
+        paths.log("knn_latency", "{dataset}/{protocol}/{metric}"),
     benchmark:
-        "benchmarks/knn_latency/{dataset}/{protocol}/{metric}.tsv"
+        paths.benchmark("knn_latency", "{dataset}/{protocol}/{metric}")
     conda:
         "../envs/core.yaml"
     threads: 1

@@ -4,17 +4,17 @@
 rule report_html:
     input:
         unpack(report_inputs),
-        tables="results/tables/accuracy.csv",
+        tables=paths.ACCURACY_CSV,
     output:
         html=report(
-            "results/report.html",
+            paths.REPORT,
             caption="../report/report_html.rst",
             category="Report",
         ),
         # PNG + PDF of every figure, one sub-folder per stage; the PNGs go into Snakemake's
         # native report (--report), filed by stage, each with its caption
         figures=report(
-            directory("results/figures"),
+            directory(paths.FIGURES),
             patterns=["{stage}/{name}.png"],
             caption="../report/figure.rst",
             category="Figures",
@@ -22,17 +22,18 @@ rule report_html:
             labels={"stage": "{stage}", "figure": "{name}"},
         ),
     log:
-        "logs/report_html/report.log",
+        paths.log("report_html", "report"),
     benchmark:
-        "benchmarks/report_html/report.tsv"
+        paths.benchmark("report_html", "report")
     conda:
         "../envs/report.yaml"
     params:
         args=report_args,
+        benchmarks=paths.BENCHMARKS,
         code=CODE["report"],
     shell:
         "exec python -m geokd report {output.html:q} {params.args:q}"
-        " --figures {output.figures:q} --benchmarks benchmarks > {log:q} 2>&1"
+        " --figures {output.figures:q} --benchmarks {params.benchmarks:q} > {log:q} 2>&1"
 
 
 rule paper_tables:
@@ -40,21 +41,21 @@ rule paper_tables:
         all_summaries(),
     output:
         accuracy_csv=report(
-            "results/tables/accuracy.csv",
+            paths.ACCURACY_CSV,
             caption="../report/tables.rst",
             category="Tables",
         ),
-        accuracy_tex="results/tables/accuracy.tex",
+        accuracy_tex=paths.ACCURACY_TEX,
         inference_csv=report(
-            "results/tables/inference.csv",
+            paths.INFERENCE_CSV,
             caption="../report/tables.rst",
             category="Tables",
         ),
-        inference_tex="results/tables/inference.tex",
+        inference_tex=paths.INFERENCE_TEX,
     log:
-        "logs/paper_tables/tables.log",
+        paths.log("paper_tables", "tables"),
     benchmark:
-        "benchmarks/paper_tables/tables.tsv"
+        paths.benchmark("paper_tables", "tables")
     conda:
         "../envs/report.yaml"
     params:

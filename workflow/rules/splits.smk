@@ -3,13 +3,13 @@
 
 checkpoint split:
     input:
-        "data/interim/{dataset}/sequences.parquet",
+        paths.STORE,
     output:
-        "results/{dataset}/{protocol}/split.tsv",
+        paths.SPLIT,
     log:
-        "logs/split/{dataset}/{protocol}.log",
+        paths.log("split", "{dataset}/{protocol}"),
     benchmark:
-        "benchmarks/split/{dataset}/{protocol}.tsv"
+        paths.benchmark("split", "{dataset}/{protocol}")
     conda:
         "../envs/core.yaml"
     params:

@@ -9,12 +9,12 @@ rule summary:
     input:
         unpack(summary_inputs),
     output:
-        summary="results/{dataset}/{protocol}/summary.json",
-        timings="results/{dataset}/{protocol}/timings.json",
+        summary=paths.SUMMARY,
+        timings=paths.TIMINGS,
     log:
-        "logs/summary/{dataset}/{protocol}.log",
+        paths.log("summary", "{dataset}/{protocol}"),
     benchmark:
-        "benchmarks/summary/{dataset}/{protocol}.tsv"
+        paths.benchmark("summary", "{dataset}/{protocol}")
     conda:
         "../envs/summary.yaml"
     threads: whole_machine
@@ -34,15 +34,15 @@ rule summary:
 # show/diff`) and the training curves as rows (`dvc plots show`), see dvc.yaml.
 rule dvc_metrics:
     input:
-        summary="results/{dataset}/{protocol}/summary.json",
+        summary=paths.SUMMARY,
         histories=histories,
     output:
-        metrics="results/{dataset}/{protocol}/metrics.json",
-        curves="results/{dataset}/{protocol}/training_curves.json",
+        metrics=paths.DVC_METRICS,
+        curves=paths.CURVES,
     log:
-        "logs/dvc_metrics/{dataset}/{protocol}.log",
+        paths.log("dvc_metrics", "{dataset}/{protocol}"),
     benchmark:
-        "benchmarks/dvc_metrics/{dataset}/{protocol}.tsv"
+        paths.benchmark("dvc_metrics", "{dataset}/{protocol}")
     conda:
         "../envs/core.yaml"
     params:

@@ -2,29 +2,29 @@
 # what the last stage reads (rules/summary.smk, rules/report.smk, rule all in the Snakefile).
 from geokd.report.missing import mark_missing  # noqa: E402
 
-MISSING_MARKER = ".snakemake/geokd/report/missing.txt"
-
 
 def checked(d, p):
     """The checksummed models and soft labels of a protocol: read (and checked) by its summary."""
-    soft_labels = [f"{protocol_dir(d, p)}/teacher/{m}.parquet" for m in SETTINGS[d].teacher.methods]
-    return [f"{run}/model.pt" for run in seed_runs(d, p)] + soft_labels
+    soft_labels = [
+        at(paths.SOFT_LABELS, dataset=d, protocol=p, method=m) for m in SETTINGS[d].teacher.methods
+    ]
+    return seed_runs(paths.RUN_MODEL, d, p) + soft_labels
 
 
 def summary_files(d, p):
     """What the summary of protocol p of dataset d reads, by kind (its named inputs)."""
-    s, base = SETTINGS[d], protocol_dir(d, p)
-    runs = seed_runs(d, p) + [f"{base}/models/{m}_ensemble" for m in s.training.ensembles]
+    s, w = SETTINGS[d], dict(dataset=d, protocol=p)
+    ensembles = lambda template: [at(template, w, model=m) for m in s.training.ensembles]
     return {
         "store": store_path(d),
         "split": split_path(d, p),  # `--speed`: the test sequences timed
-        "knn": [f"{base}/knn/{m}.json" for m in s.metrics],
-        "latency": [f"{base}/knn/latency_{s.teacher.metric}.json"],
-        "teachers": [f"{base}/teacher/{m}.json" for m in s.teacher.methods],
-        "runs": [f"{run}/metrics.json" for run in runs],
-        "run_timings": [f"{run}/timings.json" for run in runs],
+        "knn": [at(paths.KNN_RESULT, w, metric=m) for m in s.metrics],
+        "latency": [at(paths.KNN_LATENCY, w, metric=s.teacher.metric)],
+        "teachers": [at(paths.TEACHER_DIAGNOSTICS, w, method=m) for m in s.teacher.methods],
+        "runs": seed_runs(paths.RUN_METRICS, d, p) + ensembles(paths.ENSEMBLE_METRICS),
+        "run_timings": seed_runs(paths.RUN_TIMINGS, d, p) + ensembles(paths.ENSEMBLE_TIMINGS),
         "checked": checked(d, p),  # `geokd summarize --check`: a damaged one stops it
-        "sidecars": [f"{path}.json" for path in checked(d, p)],
+        "sidecars": [paths.sidecar(path) for path in checked(d, p)],
     }
 
 
@@ -40,7 +40,7 @@ def whole_machine(wildcards):
 
 
 def histories(wildcards):
-    return [f"{run}/history.json" for run in seed_runs(wildcards.dataset, wildcards.protocol)]
+    return seed_runs(paths.RUN_HISTORY, wildcards.dataset, wildcards.protocol)
 
 
 def history_args(wildcards, input):
@@ -52,13 +52,12 @@ def reported():
     summary reads (models and soft labels with their checksum sidecars, KNN, teacher, the
     runs' metrics and timings), the runs' histories, the matrices with their sidecars,
     summary and timings."""
-    tables = [f"results/tables/{t}.{x}" for t in ("accuracy", "inference") for x in ("csv", "tex")]
-    files = [*tables, *all_matrices(), *[f"{m}.json" for m in all_matrices()]]
+    files = [*paths.TABLE_FILES, *all_matrices(), *map(paths.sidecar, all_matrices())]
     for d, p in protocols():
         for kind in summary_files(d, p).values():
             files += [kind] if isinstance(kind, str) else kind
-        files += [f"{run}/history.json" for run in seed_runs(d, p)]
-        files += [f"{protocol_dir(d, p)}/{name}" for name in ("summary.json", "timings.json")]
+        files += seed_runs(paths.RUN_HISTORY, d, p)
+        files += [at(t, dataset=d, protocol=p) for t in (paths.SUMMARY, paths.TIMINGS)]
     files += budget_targets()  # the label-budget study (budgets.smk), its figure and table
     return list(dict.fromkeys(files))
 
@@ -67,7 +66,7 @@ def report_inputs(wildcards):
     """The report's inputs; `missing`, a marker rewritten when one of them is missing, makes
     the report (and so whatever it needs that is lost) run again (geokd.report.missing)."""
     files = reported()
-    return dict(files=files, missing=mark_missing(files, MISSING_MARKER))
+    return dict(files=files, missing=mark_missing(files, paths.MISSING_MARKER))
 
 
 def report_args(wildcards):
@@ -84,18 +83,18 @@ def tables_args(wildcards):
     option = {True: "--as-published", False: "--summary"}
     args = []
     for d, p in protocols():
-        summary = f"{published_of(d) or d}/{p}={protocol_dir(d, p)}/summary.json"
+        summary = f"{published_of(d) or d}/{p}={at(paths.SUMMARY, dataset=d, protocol=p)}"
         args += [option[bool(published_of(d))], summary]
     return args
 
 
 def all_outputs():
     """Report, tables, summaries, DVC's files and every checksummed artifact, by name."""
-    per_protocol = ("summary.json", "metrics.json", "training_curves.json")
+    per_protocol = (paths.SUMMARY, paths.DVC_METRICS, paths.CURVES)
     return [
-        "results/report.html",
-        "results/tables/accuracy.csv",
+        paths.REPORT,
+        paths.ACCURACY_CSV,
         *all_matrices(),
-        *[f"{protocol_dir(d, p)}/{name}" for d, p in protocols() for name in per_protocol],
-        *[f for d, p in protocols() for path in checked(d, p) for f in (path, f"{path}.json")],
+        *[at(t, dataset=d, protocol=p) for d, p in protocols() for t in per_protocol],
+        *[f for d, p in protocols() for path in checked(d, p) for f in (path, paths.sidecar(path))],
     ]

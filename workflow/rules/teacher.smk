@@ -5,16 +5,16 @@
 rule soft_labels:
     input:
         matrix=teacher_matrix,
-        split="results/{dataset}/{protocol}/split.tsv",
-        store="data/interim/{dataset}/sequences.parquet",
+        split=paths.SPLIT,
+        store=paths.STORE,
     output:
-        labels="results/{dataset}/{protocol}/teacher/{method}.parquet",
-        sidecar="results/{dataset}/{protocol}/teacher/{method}.parquet.json",
-        diagnostics="results/{dataset}/{protocol}/teacher/{method}.json",
+        labels=paths.SOFT_LABELS,
+        sidecar=paths.SOFT_LABELS_SIDECAR,
+        diagnostics=paths.TEACHER_DIAGNOSTICS,
     log:
-        "logs/soft_labels/{dataset}/{protocol}/{method}.log",
+        paths.log("soft_labels", "{dataset}/{protocol}/{method}"),
     benchmark:
-        "benchmarks/soft_labels/{dataset}/{protocol}/{method}.tsv"
+        paths.benchmark("soft_labels", "{dataset}/{protocol}/{method}")
     conda:
         "../envs/core.yaml"
     params:

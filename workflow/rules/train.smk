@@ -13,9 +13,7 @@ TRAIN_GROUPS = train_groups(SETTINGS)  # {seeds trained together: their datasets
 train_minutes = lambda seeds: 60 + 30 * len(seeds)  # a cluster's runtime limit (CPU)
 run_folders = lambda w, output: [str(Path(p).parent) for p in output if p.endswith("metrics.json")]
 train_outputs = lambda seeds: {  # every file of every seed's run
-    f"{n.replace('.', '_')}_{s}": f"results/{{dataset}}/{{protocol}}/models/{{model}}/seed{s}/{n}"
-    for s in seeds
-    for n in RUN_FILES
+    f"{n.replace('.', '_')}_{s}": fill(paths.run_file(n), seed=s) for s in seeds for n in RUN_FILES
 }
 
 for seeds, datasets in TRAIN_GROUPS.items():
@@ -28,9 +26,9 @@ for seeds, datasets in TRAIN_GROUPS.items():
         output:
             **train_outputs(seeds),
         log:
-            f"logs/train/{{dataset}}/{{protocol}}/{{model}}/{group_name(seeds)}.log",
+            paths.log("train", f"{{dataset}}/{{protocol}}/{{model}}/{group_name(seeds)}"),
         benchmark:
-            f"benchmarks/train/{{dataset}}/{{protocol}}/{{model}}/{group_name(seeds)}.tsv"
+            paths.benchmark("train", f"{{dataset}}/{{protocol}}/{{model}}/{group_name(seeds)}")
         wildcard_constraints:
             dataset=alternatives(datasets),
         conda:
@@ -53,16 +51,16 @@ for seeds, datasets in TRAIN_GROUPS.items():
 
 rule ensemble:
     input:
-        store="data/interim/{dataset}/sequences.parquet",
-        split="results/{dataset}/{protocol}/split.tsv",
+        store=paths.STORE,
+        split=paths.SPLIT,
         members=ensemble_members,
     output:
-        metrics="results/{dataset}/{protocol}/models/{model}_ensemble/metrics.json",
-        timings="results/{dataset}/{protocol}/models/{model}_ensemble/timings.json",
+        metrics=paths.ENSEMBLE_METRICS,
+        timings=paths.ENSEMBLE_TIMINGS,
     log:
-        "logs/ensemble/{dataset}/{protocol}/{model}.log",
+        paths.log("ensemble", "{dataset}/{protocol}/{model}"),
     benchmark:
-        "benchmarks/ensemble/{dataset}/{protocol}/{model}.tsv"
+        paths.benchmark("ensemble", "{dataset}/{protocol}/{model}")
     conda:
         "../envs/train.yaml"
     threads: 1

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import paths
 from ..distances import dtw_path, load_matrix, reference
 from ..errors import InputError
 from . import plots_results as rplots
@@ -19,7 +20,8 @@ def _example_pair(rdir: Path, sequences: Mapping[str, np.ndarray]) -> tuple | No
     """The first test sequence and its nearest training sequence under the teacher's metric
     (``distances/<metric>/test-train.npy``; ``procrustes`` first, else the first metric):
     ``(metric, sidecar, query id, reference id, their matrix entry)``, or ``None``."""
-    found = sorted(rdir.glob("distances/*/test-train.npy"))
+    test_train = paths.in_protocol(paths.MATRIX, metric="*", query="test", reference="train")
+    found = sorted(rdir.glob(test_train))
     found.sort(key=lambda p: p.parent.name != "procrustes")
     for path in found:
         D, side = load_matrix(path)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .. import __version__, paths
 from ..atomic import write_text
 from ..checksum import sha256_file as file_sha256  # public name of the report API
 from ..data.splits import SPLITS, read_split
@@ -277,7 +277,7 @@ def headline_rows(datasets: list[DatasetEntry]) -> list[TableRow]:
     for entry in datasets:
         of = _as_published_of(entry, names)
         for protocol, rdir in entry.results.items():
-            path = Path(rdir) / "summary.json"
+            path = Path(rdir) / paths.in_protocol(paths.SUMMARY)
             if path.is_file():
                 (published if of else corrected)[(of or entry.name, protocol)] = read_summary(path)
     return as_rows(corrected, published) if corrected or published else []

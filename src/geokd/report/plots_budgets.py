@@ -11,6 +11,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from .. import paths
+
 #: arms in the order of the legend and the table, with their styles
 ARM_STYLE = {
     "geometry_ssl": ("#1b7837", "o", "-", "geometry_ssl (teacher's soft labels on unlabelled)"),
@@ -88,7 +90,7 @@ def budget_table_html(summary: dict) -> str:
 def budgets_html(rdir: Path, emit) -> str | None:
     """The report's label-budget section of one protocol (``<results>/budgets/summary.json``):
     the learning curve, its table and the verdict per budget; None without the study."""
-    path = Path(rdir) / "budgets" / "summary.json"
+    path = Path(rdir) / paths.in_protocol(paths.BUDGET_SUMMARY)
     if not path.is_file():
         return None
     summary = json.loads(path.read_text())

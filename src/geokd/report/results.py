@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from .. import paths
 from ..checksum import sha256_file
 from ..data.splits import read_split
 from ..distances.shards import load_matrix
@@ -156,7 +157,8 @@ def _distances_html(
     sequences: Mapping[str, np.ndarray] | None = None,
 ) -> str | None:
     parts = []
-    for path in sorted(rdir.glob("distances/*/train-train.npy")) if labels else []:
+    train_train = paths.in_protocol(paths.MATRIX, metric="*", query="train", reference="train")
+    for path in sorted(rdir.glob(train_train)) if labels else []:
         metric = path.parent.name
         D, sidecar = load_matrix(path)
         ids = [str(i) for i in sidecar.get("row_ids") or []]
@@ -192,7 +194,7 @@ def _knn_html(rdir: Path, knn: dict[str, dict], emit: _Emitter) -> str | None:
     for metric, res in knn.items():
         curves[metric] = ({int(k): v["accuracy"] for k, v in res["per_k"].items()}, res["best_k"])
         one = res["per_k"].get("1") or {}
-        lat = _read_json(rdir / "knn" / f"latency_{metric}.json") or {}
+        lat = _read_json(rdir / paths.in_protocol(paths.KNN_LATENCY, metric=metric)) or {}
         rows.append(
             [
                 _esc(metric),
@@ -219,10 +221,10 @@ def _knn_html(rdir: Path, knn: dict[str, dict], emit: _Emitter) -> str | None:
 def _teacher_html(rdir: Path, labels: dict, names: list[str], emit: _Emitter) -> str | None:
     diags = {
         p.stem: _read_json(p) or {}
-        for p in sorted(rdir.glob("teacher/*.json"))
+        for p in sorted(rdir.glob(paths.in_protocol(paths.TEACHER_DIAGNOSTICS, method="*")))
         if not p.name.endswith(".parquet.json")  # a soft-label file's checksum sidecar
     }
-    soft = sorted(rdir.glob("teacher/*.parquet"))
+    soft = sorted(rdir.glob(paths.in_protocol(paths.SOFT_LABELS, method="*")))
     if not diags and not (soft and labels):
         return None
     parts = [
@@ -284,15 +286,16 @@ def _teacher_html(rdir: Path, labels: dict, names: list[str], emit: _Emitter) ->
 def _load_runs(rdir: Path) -> dict[str, list[tuple[int, dict | None, dict | None]]]:
     """Model -> [(seed, metrics.json, history.json)] in seed order; absent files are None."""
     runs = {}
-    modes = [d.name for d in (rdir / "models").glob("*") if d.is_dir()]
+    modes = [d.name for d in (rdir / paths.in_protocol(paths.MODELS)).glob("*") if d.is_dir()]
     for mode in sort_models(modes):
         found = []
-        for d in (rdir / "models" / mode).glob("seed*"):
+        for d in rdir.glob(paths.in_protocol(paths.RUN, model=mode, seed="*")):
             m = re.fullmatch(r"seed(\d+)", d.name)
             if m and d.is_dir():
-                found.append(
-                    (int(m[1]), _read_json(d / "metrics.json"), _read_json(d / "history.json"))
-                )
+                run = {"model": mode, "seed": m[1]}
+                metrics = _read_json(rdir / paths.in_protocol(paths.RUN_METRICS, **run))
+                history = _read_json(rdir / paths.in_protocol(paths.RUN_HISTORY, **run))
+                found.append((int(m[1]), metrics, history))
         if found:
             runs[mode] = sorted(found, key=lambda r: r[0])
     return runs
@@ -409,16 +412,17 @@ def _results_section(
     ``sequences``: the store's sequences by id (the example DTW alignment path)."""
     if not rdir.is_dir():
         raise InputError(rdir, "results folder not found")
-    split = rdir / "split.tsv"
+    split = rdir / paths.in_protocol(paths.SPLIT)
     labels: dict[str, int] = {}
     if split.is_file():
         table = read_split(split)
         ids, ys = table["sequence_id"].astype(str), table["label"].astype(int)
         labels = dict(zip(ids, ys, strict=True))
-    summary = read_summary(rdir / "summary.json") if (rdir / "summary.json").is_file() else None
+    summary_path = rdir / paths.in_protocol(paths.SUMMARY)
+    summary = read_summary(summary_path) if summary_path.is_file() else None
     knn = {
         p.stem: _read_json(p) or {}
-        for p in sorted(rdir.glob("knn/*.json"))
+        for p in sorted(rdir.glob(paths.in_protocol(paths.KNN_RESULT, metric="*")))
         if not p.stem.startswith("latency_")
     }
     runs = _load_runs(rdir)
@@ -453,7 +457,8 @@ def _results_section(
         same = "matches the store" if recorded == store_sha else "<strong>not the store</strong>"
         data = f"<code>{_esc(recorded)}</code> ({same})"
     mats = []
-    for side in sorted(rdir.glob("distances/*/*.npy.json")):
+    matrices = paths.in_protocol(paths.MATRIX_SIDECAR, metric="*", query="*", reference="*")
+    for side in sorted(rdir.glob(matrices)):
         sha = (_read_json(side) or {}).get("sha256", "?")
         mats.append(f"{_esc(side.parent.name)}/{_esc(side.name[:-5])}: <code>{_esc(sha)}</code>")
     split_sha = f"<code>{sha256_file(split)}</code>" if split.is_file() else "&ndash;"
