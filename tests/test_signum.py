@@ -459,7 +459,8 @@ def test_real_signum_config_plans_and_names_a_missing_manifest(tmp_path):
     out = snakemake(work, "-n", "results/report.html").stdout
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.MULTILINE))
     assert jobs["ingest_signum"] == "1" and "synthetic_signum" not in jobs
-    assert jobs["train"] == "15"  # 5 model families x 3 seeds
+    # 5 model families, each one job training its 3 seeds at once (training.seeds_per_job)
+    assert {r: n for r, n in jobs.items() if r.startswith("train")} == {"train_seeds0_1_2": "5"}
     assert jobs["distance_matrix"] == "6"  # 2 metrics x (train, val, test) x train
 
 

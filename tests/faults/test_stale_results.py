@@ -66,7 +66,12 @@ def _overwrite_in_place(path: Path, data: bytes) -> None:
 
 
 def _jobs(done: subprocess.CompletedProcess) -> list[str]:
-    return sorted(rule for rule, _ in executed_jobs(done.stdout))
+    """The rules of the jobs a run executed (or planned); the training rules, one per group of
+    seeds trained at once (``train_seeds0_1``, ...), count as ``train``."""
+    return sorted(
+        "train" if rule.startswith("train_seeds") else rule
+        for rule, _ in executed_jobs(done.stdout)
+    )
 
 
 def _nothing_to_do(work: Path, *targets: str, **kw) -> None:
