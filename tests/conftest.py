@@ -1,4 +1,5 @@
-"""Shared fixtures (the real UTD-MHAD data, skipped cleanly where absent; a fake UTD-MHAD folder),
+"""Shared fixtures (the real UTD-MHAD data, skipped cleanly where absent; a fake UTD-MHAD folder;
+the tiny workflow run, built once per run),
 CI's rule that a skip fails, the order of the test files (the longest first, for make test's
 parallel workers), the session's process guard (tests/helpers/leftovers.py: a process the run
 started that is still alive at its end fails it) and the fault ledger's totals."""
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.shared import shared_folder
 from tests.helpers.utd import fake_utd_folder
+from tests.helpers.workflow import TINY, make_workdir, snakemake
 
 #: the session's process guard, and the fault ledger's totals (also under pytest-xdist)
 pytest_plugins = ["tests.helpers.leftovers", "tests.helpers.ledger"]
@@ -36,8 +39,14 @@ FIRST = (
 )
 
 
+#: Test files that read the shared tiny run (``tiny_run``) but do not build it: they run last,
+#: when tests/test_workflow.py (first) has built it, so that no worker waits for it.
+LAST = ("tests/test_workflow_rebuild.py",)
+
+
 def pytest_collection_modifyitems(config, items):
     rank = {path: i for i, path in enumerate(FIRST)}
+    rank |= {path: len(FIRST) + 1 + i for i, path in enumerate(LAST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(FIRST)))
 
 
@@ -66,3 +75,16 @@ def utd_dir() -> Path:
 def fake_utd(tmp_path: Path) -> Path:
     """A tiny UTD-MHAD-style folder: 2 actions x 3 subjects x 2 trials of random skeletons."""
     return fake_utd_folder(tmp_path / "raw")
+
+
+def _tiny_run(root: Path) -> None:
+    snakemake(make_workdir(root, TINY), "results/report.html")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The workflow run to its report on the tiny test config (.test/config/config.yaml), once
+    per test run, shared by the xdist workers (tests/helpers/shared.py): its work folder. Treat
+    as read-only; a test that changes files works on a copy (tests/helpers/faults.py:
+    clone_run)."""
+    return shared_folder(tmp_path_factory, "tiny-run", _tiny_run) / "work"

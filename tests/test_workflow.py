@@ -32,10 +32,9 @@ pytestmark = pytest.mark.workflow
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    work = make_workdir(tmp_path_factory.mktemp("wf"), TINY)
-    snakemake(work, "results/report.html")
-    return work
+def finished_run(tiny_run):
+    """The tiny run (tests/conftest.py: built once per test run, read-only)."""
+    return tiny_run
 
 
 def test_the_run_writes_stores_splits_logs_benchmarks_and_report(finished_run):
@@ -144,9 +143,10 @@ def test_the_browser_check_sees_broken_images_and_requests(finished_run, tmp_pat
     assert page.page_requests == ["http://geokd.invalid/x.png"]
 
 
-def test_native_snakemake_report(finished_run):
-    snakemake(finished_run, "--report", "report.zip", "results/report.html")
-    with zipfile.ZipFile(finished_run / "report.zip") as zf:
+def test_native_snakemake_report(finished_run, tmp_path):
+    report = tmp_path / "report.zip"  # not in the shared run, which other tests copy
+    snakemake(finished_run, "--report", str(report), "results/report.html")
+    with zipfile.ZipFile(report) as zf:
         names = zf.namelist()
         text = "".join(
             zf.read(n).decode("utf-8", "replace") for n in names if n.endswith((".html", ".js"))

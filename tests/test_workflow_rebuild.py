@@ -1,11 +1,9 @@
 """`snakemake results/report.html` rebuilds what the report stands on when it is lost: a
 checkpoint or its sidecar deleted after a finished run is trained again, a deleted table
-written again (the real workflow on the tiny test config, one protocol, one seed, two
-families, no label-budget study)."""
+written again (a copy of the shared tiny run: tests/conftest.py, tiny_run)."""
 
 from __future__ import annotations
 
-import copy
 import io
 import shutil
 
@@ -14,14 +12,11 @@ import torch
 
 from geokd.cli import main
 from geokd.report.missing import mark_missing, missing_files
-from tests.helpers.workflow import TINY, make_workdir, snakemake
+from tests.helpers.faults import clone_run
+from tests.helpers.workflow import snakemake
 
 pytestmark = pytest.mark.workflow
 
-CONFIG = copy.deepcopy(TINY)
-CONFIG["datasets"]["tiny"]["protocols"] = {"paper": {"train": [1, 2], "test": [3, 4]}}
-CONFIG["training"] |= {"seeds": [0], "models": ["transformer", "distilled"], "ensembles": []}
-CONFIG["budgets"] = {"enabled": False}  # the study's models are not what this test loses
 RUNS = "results/tiny/paper/models"
 
 
@@ -30,9 +25,8 @@ def _weights(path) -> dict:
     return {k: v.clone() for k, v in state.items()}
 
 
-def test_the_report_target_rebuilds_a_lost_checkpoint_sidecar_and_table(tmp_path):
-    work = make_workdir(tmp_path, CONFIG)
-    snakemake(work, "results/report.html")
+def test_the_report_target_rebuilds_a_lost_checkpoint_sidecar_and_table(tiny_run, tmp_path):
+    work = clone_run(tiny_run, tmp_path)
     model = work / RUNS / "distilled/seed0/model.pt"
     sidecar = work / RUNS / "transformer/seed0/model.pt.json"
     before = _weights(model)
