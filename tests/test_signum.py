@@ -495,6 +495,15 @@ def test_signum_demo_runs_end_to_end(tmp_path):
         assert run["test"]["n"] == 42 and run["n_classes"] == 6
     assert summary["knn"]["hand"]["k1_accuracy"] > 0.5  # 6 signs: chance is 1/6
     assert "signum_demo" in (work / "results/report.html").read_text()
+    study = json.loads((res / "budgets/summary.json").read_text())  # the demo's small study
+    assert {r["budget"] for r in study["rows"]} == set(range(1, 15))  # 14: the full-label row
+    assert {r["arm"] for r in study["rows"]} == {
+        "knn",
+        "labels",
+        "distilled",
+        "geometry_ssl",
+        "self_ssl",
+    }
     for rule in ("synthetic_signum", "ingest_signum"):
         assert any((work / "logs" / rule).rglob("*.log")), rule
         assert any((work / "benchmarks" / rule).rglob("*.tsv")), rule

@@ -307,7 +307,9 @@ MIDSCALE = ROOT / "config" / "signum_midscale.yaml"
 
 def reduced_midscale() -> dict:
     """config/signum_midscale.yaml with 4 signs x 25 signers of 16 frames (56 train, 16 val,
-    28 test sequences: 7 blocks of 32), one seed, two students, two epochs."""
+    28 test sequences: 7 blocks of 32), one seed, two students, two epochs, and no label-budget
+    study (its 74 subsets of the 14 training signers would be 74 more SLURM jobs, some 10
+    minutes; DVC runs the study's stage in tests/test_dvc.py's round trip)."""
     config = yaml.safe_load(MIDSCALE.read_text())
     ds = config["datasets"]["signum_midscale"]
     ds["synthetic_signum"].update(n_signs=4, min_frames=16, max_frames=16)
@@ -316,6 +318,7 @@ def reduced_midscale() -> dict:
     config["training"].update(seeds=[0], models=["transformer", "distilled"])
     config["training"]["train"].update(epochs=2, patience=0)
     config["training"]["student"].update(max_frames=8, d_model=16, n_layers=1, ff_dim=32)
+    config["budgets"] = {"enabled": False}
     return config
 
 
