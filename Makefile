@@ -54,12 +54,15 @@ install: $(STAMP)
 system-packages:
 	bash scripts/system-packages.sh
 
-# The venv is (re)built when the package metadata or the lock changes.
+# The venv is (re)built when the package metadata or the lock changes; then the distance
+# kernels are compiled once into numba's on-disk cache (about a minute on one core), instead
+# of by every parallel job or test process that first calls them.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	$(BIN)/python scripts/compile_kernels.py
 	touch $(STAMP)
 
 # Re-resolve the dependencies in a scratch venv and write the lock (exact versions of everything).
