@@ -27,6 +27,7 @@ from tests.helpers.slurm_cluster import (
     PARTITION,
     SLURM_CONF,
     SlurmCluster,
+    left_by_a_dead_cluster,
     missing_requirements,
     write_test_profile,
 )
@@ -56,6 +57,17 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 480) -> subprocess
 
 
 # -- the profile itself (no cluster needed) ----------------------------------------------------
+
+
+def test_a_dead_test_clusters_slurm_conf_is_not_kept():
+    """A slurm.conf that a killed test run left behind (its pytest pid gone) is removed when
+    the next cluster starts, not restored after it; a live cluster's and a site's are kept."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert left_by_a_dead_cluster(f"# geokd test cluster (pid {gone.pid})\nClusterName=x\n")
+    assert left_by_a_dead_cluster("# geokd test cluster\nClusterName=x\n")  # no pid
+    assert not left_by_a_dead_cluster(f"# geokd test cluster (pid {os.getpid()})\n")
+    assert not left_by_a_dead_cluster("ClusterName=site\nSlurmctldHost=head\n")
 
 
 @pytest.mark.workflow

@@ -108,6 +108,17 @@ def _marker_pid(text: str) -> int | None:
     return None
 
 
+def left_by_a_dead_cluster(text: str) -> bool:
+    """Whether a slurm.conf is a test cluster's whose pytest process is gone (a run killed
+    before it could put the file back). Such a file points every SLURM client at a dead
+    slurmctld: ``scontrol show config``, which the SLURM executor plugin runs at every
+    Snakemake start, then waits about 10 s for it. It is removed, not kept as the backup."""
+    if MARKER not in text:
+        return False
+    pid = _marker_pid(text)
+    return pid is None or not _alive(pid)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -222,6 +233,8 @@ PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
         if not SLURM_CONF.parent.exists():
             SLURM_CONF.parent.mkdir(parents=True)
             self._made_dir = True
+        if SLURM_CONF.exists() and left_by_a_dead_cluster(SLURM_CONF.read_text(errors="replace")):
+            SLURM_CONF.unlink()  # not kept: removed again when this cluster stops
         if SLURM_CONF.exists():
             self._backup = self.root / "slurm.conf.orig"
             shutil.copy2(SLURM_CONF, self._backup)
