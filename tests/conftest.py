@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.shared import shared_folder
+from tests.helpers.slurm_cluster import remove_a_dead_clusters_conf
 from tests.helpers.utd import fake_utd_folder
 from tests.helpers.workflow import TINY, make_workdir, snakemake
 
@@ -42,6 +43,13 @@ FIRST = (
 #: Test files that read the shared tiny run (``tiny_run``) but do not build it: they run last,
 #: when tests/test_workflow.py (first) has built it, so that no worker waits for it.
 LAST = ("tests/test_workflow_rebuild.py",)
+
+
+def pytest_sessionstart(session):
+    """A slurm.conf that a killed test run left behind points SLURM clients at a dead slurmctld,
+    and the SLURM executor plugin's ``scontrol show config`` at each Snakemake start then waits
+    about 10 s for it: removed before any test runs (tests/helpers/slurm_cluster.py)."""
+    remove_a_dead_clusters_conf()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -20,6 +20,7 @@ import yaml
 
 from geokd.distances.shards import plan_blocks
 from geokd.settings import train_rule_name
+from tests.helpers import slurm_cluster
 from tests.helpers.dvc import UP_TO_DATE, copy_tree, git, tracked_files
 from tests.helpers.dvc import run as run_in
 from tests.helpers.processes import started_in
@@ -73,6 +74,23 @@ def test_a_dead_test_clusters_slurm_conf_is_not_kept():
     assert left_by_a_dead_cluster("# geokd test cluster\nClusterName=x\n")  # no pid
     assert not left_by_a_dead_cluster(f"# geokd test cluster (pid {os.getpid()})\n")
     assert not left_by_a_dead_cluster("ClusterName=site\nSlurmctldHost=head\n")
+
+
+def test_a_test_session_removes_only_a_dead_test_clusters_slurm_conf(tmp_path, monkeypatch):
+    """What every test session does at its start (tests/conftest.py), on a stand-in file."""
+    conf = tmp_path / "slurm.conf"
+    monkeypatch.setattr(slurm_cluster, "SLURM_CONF", conf)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert not slurm_cluster.remove_a_dead_clusters_conf()  # no file
+    for text, kept in [
+        (f"# geokd test cluster (pid {gone.pid})\nClusterName=x\n", False),
+        (f"# geokd test cluster (pid {os.getpid()})\nClusterName=x\n", True),
+        ("ClusterName=site\nSlurmctldHost=head\n", True),
+    ]:
+        conf.write_text(text)
+        assert slurm_cluster.remove_a_dead_clusters_conf() is not kept
+        assert conf.exists() is kept and (not kept or conf.read_text() == text)
 
 
 @pytest.mark.workflow
