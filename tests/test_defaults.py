@@ -159,6 +159,18 @@ def test_a_job_round_trips_through_its_settings_file(job):
         assert back.train.kd_weight == 0.3 and "seed" not in payload["train"]
 
 
+@pytest.mark.parametrize("cls", [jobs.DistanceJob, jobs.KnnLatencyJob])
+def test_no_frame_budget_stays_out_of_a_distance_jobs_settings_file(cls):
+    """Without ``distances.frames`` the file is what it was before the option (no distance
+    job of an existing run reruns for it); with one, the budget is in it and read back."""
+    job = cls.defaults()
+    assert job.frames is None and "frames" not in job.payload()
+    budget = dataclasses.replace(job, frames=32)
+    assert budget.payload()["frames"] == 32
+    assert cls.from_payload(json.loads(json.dumps(budget.payload()))) == budget
+    assert cls.from_payload(json.loads(json.dumps(job.payload()))) == job
+
+
 def test_a_partial_settings_file_takes_the_dataclass_defaults_and_names_a_bad_key():
     job = jobs.DistanceJob.from_payload({"metric": "hand", "block_size": 7})
     assert (job.metric, job.block_size, job.precision) == ("hand", 7, DistanceConfig.precision)

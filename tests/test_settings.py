@@ -244,6 +244,8 @@ def _with(path: str, value):
         ("training.train.seed", 3, "training.train.seed", "set by each job"),
         ("training.train.epochz", 3, "training.train.epochz", "unknown setting"),
         ("teacher.distill_from", "nngk", None, None),
+        ("distances.frames", 1, "distances.frames", "integer >= 2"),
+        ("distances.frames", 32, None, None),
     ],
 )
 def test_bad_values_fail_at_start_up_naming_their_key(path, value, key, words):

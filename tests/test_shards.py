@@ -154,7 +154,8 @@ def test_the_precision_setting_reaches_the_block_and_the_matrix_sidecar(store_an
 
     store, split = store_and_split
     spec64, spec32 = MatrixSpec("test", "train"), MatrixSpec("test", "train", precision="float32")
-    blob = json.dumps({k: v for k, v in asdict(spec64).items() if k != "precision"}, sort_keys=True)
+    before = ("query_split", "reference_split", "metric", "window", "metric_params")
+    blob = json.dumps({k: v for k, v in asdict(spec64).items() if k in before}, sort_keys=True)
     assert spec64.params_hash() == sha256_bytes(blob.encode())[:16] != spec32.params_hash()
     assert str(spec32) == "test x train procrustes float32"
     values = {}
@@ -173,3 +174,111 @@ def test_the_precision_setting_reaches_the_block_and_the_matrix_sidecar(store_an
     argv = ["distances", "block", str(store), str(split), str(out), "--block", "0", "0"]
     assert main([*argv, "--block-size", "100", "--precision", "float32"]) == 0
     np.testing.assert_array_equal(np.load(out), values["float32"])
+
+
+def test_the_frame_budget_resamples_before_dtw_and_is_recorded(store_and_split, tmp_path):
+    """`distances.frames` (settings slice, or `--frames`): every sequence is resampled
+    (linear) to that many frames before DTW, so the block equals the kernel on the resampled
+    sequences; the budget is part of the blocks' settings hash (assembly refuses to mix) and
+    recorded in the matrix sidecar; no budget keeps the hash, the settings file and the sidecar
+    they had before the option existed."""
+    from geokd.cli import main
+    from geokd.data.resample import resample
+
+    store, split = store_and_split
+    whole, budget = MatrixSpec("test", "train"), MatrixSpec("test", "train", frames=5)
+    assert whole.params_hash() != budget.params_hash()
+    assert str(budget) == "test x train procrustes (5 frames)"
+    seqs, meta = load_sequences(store)
+    by_id = dict(zip(meta["sequence_id"], seqs, strict=True))
+    assert {len(by_id[s]) for s in by_id} != {5}  # the fake files are 7 frames long
+    q = [resample(by_id[s], 5, "linear") for s in split_ids(split, "test")]
+    r = [resample(by_id[s], 5, "linear") for s in split_ids(split, "train")]
+    out, block = _cli_block(store_and_split, tmp_path, "budget", {"block_size": 100, "frames": 5})
+    np.testing.assert_array_equal(block, cdist(q, r))
+    full = cdist(
+        [by_id[s] for s in split_ids(split, "test")], [by_id[s] for s in split_ids(split, "train")]
+    )
+    assert not np.allclose(block, full)
+    matrix = tmp_path / "m.npy"
+    argv = ["distances", "assemble", str(store), str(split), str(matrix), str(out)]
+    assert main([*argv, "--settings", str(tmp_path / "budget.json")]) == 0
+    assert load_matrix(matrix)[1]["frames"] == 5
+    with pytest.raises(InputError, match="other settings"):
+        assemble(split, [out], tmp_path / "mixed.npy", whole, 100)
+    opt = tmp_path / "opt.npy"  # the option, without a settings file
+    argv = ["distances", "block", str(store), str(split), str(opt), "--block", "0", "0"]
+    assert main([*argv, "--block-size", "100", "--frames", "5"]) == 0
+    np.testing.assert_array_equal(np.load(opt), block)
+    plain = tmp_path / "plain.npy"  # no budget: no "frames" in the matrix sidecar
+    assemble(split, _run_blocks(store, split, whole, 100, tmp_path), plain, whole, 100)
+    assert "frames" not in load_matrix(plain)[1]
+    with pytest.raises(SystemExit):  # a budget of one frame is refused
+        main([*argv, "--frames", "1"])
+
+
+def test_a_budgeted_matrix_is_normalised_by_its_budget(store_and_split, tmp_path):
+    """`distances.normalise: path_length` on a matrix made with a frame budget divides by the
+    frames the kernel compared (2 x the budget), read from the matrix sidecar, not by the
+    stored sequences' lengths."""
+    from geokd.distances.normalise import load_used
+
+    store, split = store_and_split
+    for frames, name in ((None, "all"), (5, "five")):
+        spec = MatrixSpec("test", "train", frames=frames)
+        paths = _run_blocks(store, split, spec, 100, tmp_path / name)
+        assemble(split, paths, tmp_path / f"{name}.npy", spec, 100)
+    raw = load_matrix(tmp_path / "five.npy")[0]
+    used = load_used(tmp_path / "five.npy", split, "test", "train", "path_length", None)[0]
+    np.testing.assert_array_equal(used, raw / 10.0)
+    with pytest.raises(InputError, match="needs the store"):  # no budget: the store's lengths
+        load_used(tmp_path / "all.npy", split, "test", "train", "path_length", None)
+    used = load_used(tmp_path / "all.npy", split, "test", "train", "path_length", store)[0]
+    np.testing.assert_array_equal(used, load_matrix(tmp_path / "all.npy")[0] / 14.0)
+
+
+def test_the_1nn_latency_queries_the_budgeted_sequences(store_and_split, tmp_path, monkeypatch):
+    """The 1-NN latency job times queries as the matrices compare them: resampled to the
+    budget (``frames`` recorded in its JSON)."""
+    import geokd.distances
+    from geokd.models.knn import knn_latency
+
+    store, split = store_and_split
+    seen = []
+    real = geokd.distances.knn_query
+
+    def spy(query, refs, *args, **kwargs):
+        seen.append(len(query))
+        return real(query, refs, *args, **kwargs)
+
+    monkeypatch.setattr(geokd.distances, "knn_query", spy)
+    result = knn_latency(store, split, tmp_path / "lat.json", n_queries=2, frames=5)
+    assert result["frames"] == 5 and set(seen) == {5}
+    seen.clear()
+    result = knn_latency(store, split, tmp_path / "lat.json", n_queries=2)
+    assert "frames" not in result and set(seen) == {7}
+
+
+def test_the_reports_alignment_path_uses_the_matrix_frame_budget(store_and_split, tmp_path):
+    """The report's example DTW path is recomputed from the store's sequences: with a frame
+    budget it resamples them as the matrix did, so its total is the matrix entry it shows."""
+    import re
+
+    from geokd import paths
+    from geokd.report.alignment import dtw_path_html
+
+    store, split = store_and_split
+    seqs, meta = load_sequences(store)
+    sequences = dict(zip(meta["sequence_id"].astype(str), seqs, strict=True))
+    for frames in (None, 5):
+        rdir = tmp_path / str(frames)
+        out = rdir / paths.in_protocol(paths.MATRIX, metric="procrustes", query="test",
+                                       reference="train")  # fmt: skip
+        out.parent.mkdir(parents=True)
+        spec = MatrixSpec("test", "train", frames=frames)
+        assemble(split, _run_blocks(store, split, spec, 100, out.parent), out, spec, 100)
+        captions = []
+        dtw_path_html(rdir, sequences, lambda key, fig, alt, caption, c=captions: c.append(caption))
+        total, stored = re.search(r"Its total cost, (\S+), .* holds (\S+)\.$", captions[0]).groups()
+        assert float(total) == pytest.approx(float(stored), rel=1e-5), captions[0]
+        assert ("resampled to 5 frames" in captions[0]) is (frames == 5)

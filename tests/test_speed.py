@@ -43,7 +43,7 @@ def trained(tmp_path_factory):
     return {"work": work, "store": store, "split": split, "run": run, "latency": latency}
 
 
-def _summarize(t: dict, out_dir, **extra) -> dict:
+def _summarize(t: dict, out_dir, distances: dict | None = None, **extra) -> dict:
     return summarize(
         out_dir / "summary.json",
         knn=[],
@@ -51,7 +51,7 @@ def _summarize(t: dict, out_dir, **extra) -> dict:
         runs=[t["run"] / "metrics.json"],
         latency=[t["latency"]],
         store=t["store"],
-        config={"distances": {"window": None, "metric_params": {}}},
+        config={"distances": {"window": None, "metric_params": {}, **(distances or {})}},
         dataset="toy",
         protocol="paper",
         run_timings=[t["run"] / "timings.json"],
@@ -74,6 +74,7 @@ def test_the_summary_times_the_student_and_1nn_alone_into_the_timings(trained, t
     recorded = json.loads(trained["latency"].read_text())
     knn = speed["knn"]
     assert (knn["metric"], knn["n_queries"], knn["n_references"]) == ("procrustes", 3, 12)
+    assert "frames" not in knn  # no frame budget
     for runtime in ("eager", "onnx"):
         timed = speed[runtime]
         assert timed["batch_size"] == 12  # the checkpoint's latency batch, at most the test set
@@ -89,6 +90,14 @@ def test_the_summary_times_the_student_and_1nn_alone_into_the_timings(trained, t
     assert timings["inference"]["knn_ms_per_sample"] == recorded["ms_per_query"]
     # read back with the summary
     assert read_summary(tmp_path / "summary.json")["inference"]["speed"] == speed
+
+
+def test_with_a_frame_budget_the_timed_1nn_queries_resampled_sequences(trained, tmp_path):
+    """``distances.frames``: the 1-NN timed beside the student compares sequences as the
+    matrices did, resampled to the budget (recorded with its timing)."""
+    _summarize(trained, tmp_path, distances={"frames": 6}, speed=trained["split"])
+    speed = json.loads((tmp_path / "timings.json").read_text())["inference"]["speed"]
+    assert speed["knn"]["frames"] == 6 and speed["knn"]["n_queries"] == 3
 
 
 def test_without_speed_nothing_is_timed_and_the_summary_is_the_same(trained, tmp_path):

@@ -31,15 +31,20 @@ def _settings_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", metavar="FILE", help=SETTINGS_HELP)
 
 
-def _positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
+def _positive_int(text: str, low: int = 1) -> int:
+    """An argparse type: an integer >= 1 (>= ``low``)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
     return value
+
+
+def _frames_option(parser: argparse.ArgumentParser, job: type) -> None:
+    tip = f"resample sequences to this many frames before DTW (default {_default(job, 'frames')})"
+    parser.add_argument("--frames", type=lambda text: _positive_int(text, 2), help=tip)
 
 
 def _member(text: str) -> int | str:  # a subject (camera, setup) number or a pyskl split name
@@ -136,6 +141,7 @@ def _matrix_options(parser: argparse.ArgumentParser) -> None:
         choices=("float64", "float32"),
         help=f"precision of the frame costs (default {_default(jobs.DistanceJob, 'precision')})",
     )
+    _frames_option(parser, jobs.DistanceJob)
     _settings_option(parser)
 
 
@@ -271,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"test queries to time (default {_default(jobs.KnnLatencyJob, 'n_queries')})",
     )
     lat.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    _frames_option(lat, jobs.KnnLatencyJob)
     _settings_option(lat)
     lat.set_defaults(func=commands.knn_latency)
 

@@ -148,7 +148,9 @@ def _matrix_spec(args: argparse.Namespace):
             params[key] = float(value)
         except ValueError:
             raise InputError(item, "expected --param NAME=NUMBER") from None
-    spec = MatrixSpec(args.query, args.reference, job.metric, job.window, params, job.precision)
+    spec = MatrixSpec(
+        args.query, args.reference, job.metric, job.window, params, job.precision, job.frames
+    )
     return spec, job
 
 
@@ -230,6 +232,7 @@ def knn_latency(args: argparse.Namespace) -> None:
         metric=job.metric,
         n_queries=job.n_queries,
         n_jobs=args.threads,
+        frames=job.frames,
         **extra,
     )
     _say(f"1-NN query: {result['ms_per_query']:.1f} ms")

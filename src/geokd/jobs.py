@@ -36,6 +36,14 @@ def _build(cls: type, values: dict, key: str):
     return build(cls, values, key)
 
 
+def _without_no_budget(payload: dict) -> dict:
+    """A distance job's settings file without ``frames`` where no frame budget is set: the
+    file, and so the job, stay as they were before the option."""
+    if payload.get("frames") is None:
+        payload.pop("frames", None)
+    return payload
+
+
 class Job:
     """What every job dataclass offers (see the module docstring)."""
 
@@ -178,18 +186,24 @@ class DistanceJob(Job):
     metric_params: dict[str, float]
     backend: str
     precision: str
+    #: the frame budget (``distances.frames``); None (all frames) stays out of the file
+    frames: int | None
 
     @classmethod
     def of(cls, s, metric: str, **wildcards):
         d = s.distances
         return cls(metric, d.block_size, d.window, d.metric_params.get(metric, {}), d.backend,
-                   d.precision)  # fmt: skip
+                   d.precision, d.frames)  # fmt: skip
 
     @classmethod
     def defaults(cls, metric: str | None = None, **wildcards):
         st = _st
         d, t = st.DistanceSettings(), st.TeacherSettings()
-        return cls(metric or t.metric, d.block_size, d.window, {}, d.backend, d.precision)
+        return cls(metric or t.metric, d.block_size, d.window, {}, d.backend, d.precision,
+                   d.frames)  # fmt: skip
+
+    def payload(self):
+        return _without_no_budget(super().payload())
 
 
 @dataclass
@@ -264,17 +278,24 @@ class KnnLatencyJob(Job):
     n_queries: int
     window: int | None
     metric_params: dict[str, float]
+    #: the frame budget (``distances.frames``); None (all frames) stays out of the file
+    frames: int | None
 
     @classmethod
     def of(cls, s, metric: str, **wildcards):
         d = s.distances
-        return cls(metric, s.knn.latency_queries, d.window, d.metric_params.get(metric, {}))
+        return cls(metric, s.knn.latency_queries, d.window, d.metric_params.get(metric, {}),
+                   d.frames)  # fmt: skip
 
     @classmethod
     def defaults(cls, metric: str | None = None, **wildcards):
         st = _st
         d, k = st.DistanceSettings(), st.KnnSettings()
-        return cls(metric or st.TeacherSettings().metric, k.latency_queries, d.window, {})
+        return cls(metric or st.TeacherSettings().metric, k.latency_queries, d.window, {},
+                   d.frames)  # fmt: skip
+
+    def payload(self):
+        return _without_no_budget(super().payload())
 
 
 @dataclass

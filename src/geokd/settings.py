@@ -76,7 +76,7 @@ class IngestSettings:
 class DistanceSettings(DistanceConfig):
     """``distances``: frame costs to compute and per-metric parameters (``hand``: s1, s2, s3,
     delta), and the kernel's settings (:class:`geokd.distances.config.DistanceConfig`: rows and
-    columns per block, one job each, the Sakoe-Chiba band, backend, precision)."""
+    columns per block, one job each, the Sakoe-Chiba band, backend, precision, frame budget)."""
 
     metrics: list[str] = field(default_factory=lambda: ["procrustes"])
     metric_params: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -86,6 +86,9 @@ class DistanceSettings(DistanceConfig):
     def __post_init__(self) -> None:
         if self.normalise not in ("none", "path_length"):
             raise ValueError(f"normalise must be none or path_length, got {self.normalise!r}")
+        f = self.frames
+        if f is not None and (not isinstance(f, int) or isinstance(f, bool) or f < 2):
+            raise ValueError(f"frames must be null or an integer >= 2, got {self.frames!r}")
 
 
 @dataclass

@@ -22,9 +22,13 @@ class DistanceConfig:
     precision : {"float64", "float32"}
         Precision of the frame costs (default ``"float64"``; DTW sums and matrices are
         float64 either way).
+    frames : int or None
+        Frame budget: every sequence resampled in time (linear interpolation) to this many
+        frames before DTW, so a pair costs ``frames**2`` cells; None: all frames (default).
     """
 
     block_size: int = 64
     window: int | None = None
     backend: str = "cpu"
     precision: str = "float64"
+    frames: int | None = None

@@ -45,9 +45,14 @@ def load_used(
     store: str | os.PathLike | None,
 ) -> tuple[np.ndarray, dict, pd.DataFrame, pd.DataFrame]:
     """:func:`load_aligned` (in memory) with :func:`normalise_distances` applied; the frame
-    counts come from the sequence ``store`` (needed unless ``normalise`` is ``"none"``)."""
+    counts are the ones the matrix compared: its frame budget where its sidecar records one
+    (``distances.frames``: every sequence that long), otherwise each sequence's from the
+    ``store`` (needed unless ``normalise`` is ``"none"``)."""
     D, sidecar, rows, cols = load_aligned(matrix_path, split_table, query, reference, mmap=False)
-    if normalise != "none":
+    if normalise != "none" and sidecar.get("frames") is not None:
+        budget = float(sidecar["frames"])
+        D = normalise_distances(D, normalise, *(np.full(len(p), budget) for p in (rows, cols)))
+    elif normalise != "none":
         if store is None:
             raise InputError(matrix_path, f"distances.normalise {normalise} needs the store")
         frames = load_meta(store).set_index("sequence_id")["n_frames"]

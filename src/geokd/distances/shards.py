@@ -47,6 +47,7 @@ from ..checksum import (
     sidecar_path,
     write_npy_streamed,
 )
+from ..data.resample import resample
 from ..data.splits import read_split
 from ..data.store import load_sequences
 from ..errors import InputError
@@ -55,8 +56,9 @@ from .config import DistanceConfig
 
 @dataclass(frozen=True)
 class MatrixSpec:
-    """What a distance matrix is: splits, metric, the metric's parameters and the precision
-    of the frame costs (``float64``, or ``float32``: :func:`geokd.distances.cdist`'s dtype)."""
+    """What a distance matrix is: splits, metric, the metric's parameters, the precision of
+    the frame costs (``float64``, or ``float32``: :func:`geokd.distances.cdist`'s dtype) and
+    the frame budget (sequences resampled to ``frames`` frames before DTW; None: all)."""
 
     query_split: str
     reference_split: str
@@ -64,21 +66,25 @@ class MatrixSpec:
     window: int | None = DistanceConfig.window
     metric_params: dict = field(default_factory=dict)
     precision: str = DistanceConfig.precision
+    frames: int | None = DistanceConfig.frames
 
     @property
     def symmetric(self) -> bool:
         return self.query_split == self.reference_split
 
     def __str__(self) -> str:
-        """For logs: "train x test procrustes (window 10)"."""
+        """For logs: "train x test procrustes (window 10) float32 (32 frames)"."""
         window = "" if self.window is None else f" (window {self.window})"
         precision = "" if self.precision == "float64" else f" {self.precision}"
-        return f"{self.query_split} x {self.reference_split} {self.metric}{window}{precision}"
+        frames = "" if self.frames is None else f" ({self.frames} frames)"
+        q, r = self.query_split, self.reference_split
+        return f"{q} x {r} {self.metric}{window}{precision}{frames}"
 
     def params_hash(self) -> str:
-        fields = asdict(self)
-        if self.precision == "float64":  # the hash of matrices made before the option
-            del fields["precision"]
+        fields = asdict(self)  # options added later keep the hash of matrices made before them:
+        for key, unset in (("precision", "float64"), ("frames", None)):
+            if fields[key] == unset:
+                del fields[key]
         blob = json.dumps(fields, sort_keys=True).encode()
         return sha256_bytes(blob)[:16]
 
@@ -168,14 +174,19 @@ def read_npy_checked(path: str | os.PathLike, *, mmap: bool = True) -> tuple[np.
     return _read_checked(path, mmap)[:2]
 
 
-def select_sequences(store: str | os.PathLike, ids: Sequence[str]) -> list[np.ndarray]:
-    """The store's sequences with these ids, in this order; InputError for an unknown id."""
+def select_sequences(
+    store: str | os.PathLike, ids: Sequence[str], frames: int | None = DistanceConfig.frames
+) -> list[np.ndarray]:
+    """The store's sequences with these ids, in this order, as the distances compare them:
+    resampled in time to ``frames`` frames (linear, :func:`geokd.data.resample.resample`)
+    where a frame budget is set (``distances.frames``); InputError for an unknown id."""
     sequences, meta = load_sequences(store)
     index = {sid: i for i, sid in enumerate(meta["sequence_id"].astype(str))}
     missing = [sid for sid in ids if sid not in index]
     if missing:
         raise InputError(store, f"{len(missing)} split id(s) not in the store, e.g. {missing[:3]}")
-    return [sequences[index[sid]] for sid in ids]
+    chosen = [sequences[index[sid]] for sid in ids]
+    return chosen if frames is None else [resample(seq, frames, "linear") for seq in chosen]
 
 
 def block_minutes(block_size: int, threads: int, attempt: int = 1) -> int:
@@ -231,7 +242,7 @@ def compute_block(
     q_sel = q_ids[bi * block_size : (bi + 1) * block_size]
     r_sel = r_ids[bj * block_size : (bj + 1) * block_size]
     wanted = list(dict.fromkeys([*q_sel, *r_sel]))
-    seqs = dict(zip(wanted, select_sequences(store, wanted), strict=True))
+    seqs = dict(zip(wanted, select_sequences(store, wanted, spec.frames), strict=True))
     kwargs = dict(
         metric=spec.metric,
         window=spec.window,
@@ -384,6 +395,7 @@ def assemble(
         "window": spec.window,
         "metric_params": spec.metric_params,
         "precision": spec.precision,
+        **({} if spec.frames is None else {"frames": spec.frames}),
         "symmetric": spec.symmetric,
         "config_hash": sha256_bytes(f"{spec.params_hash()}:{ids_hash}:{store_sha256}".encode())[
             :16

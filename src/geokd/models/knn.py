@@ -216,6 +216,7 @@ def knn_latency(
     metric: str = "procrustes",
     n_queries: int = 5,
     n_jobs: int | None = 1,
+    frames: int | None = None,
     **metric_params,
 ) -> dict:
     """Time exact Procrustes-DTW 1-NN queries of test sequences against the whole training set.
@@ -223,7 +224,10 @@ def knn_latency(
     The training sequences are prepared once (as a deployed KNN would hold them); each of the
     first ``n_queries`` test sequences is then queried alone, with pruning (early abandoning
     and lower bounds, :func:`geokd.distances.knn_query`) and without, after one untimed
-    warm-up query. Reports the median milliseconds per query of both.
+    warm-up query. Reports the median milliseconds per query of both. ``frames``: the
+    distances' frame budget (every sequence resampled to that many frames first, as the
+    matrices were computed; its time is not counted: a deployed KNN stores its references
+    resampled, and resampling one query takes microseconds).
     """
     import time
 
@@ -233,10 +237,12 @@ def knn_latency(
 
     train = split_ids(split_table, "train")
     test = split_ids(split_table, "test")[:n_queries]
-    sequences = select_sequences(store, train + test)
+    sequences = select_sequences(store, train + test, frames)
     refs = prepare(sequences[: len(train)], metric, **metric_params)
     queries = sequences[len(train) :]
     result: dict = {"metric": metric, "n_queries": len(queries), "n_references": len(refs)}
+    if frames is not None:
+        result["frames"] = frames
     for prune, key in ((True, "ms_per_query"), (False, "ms_per_query_full")):
         knn_query(queries[0], refs, 1, metric=metric, prune=prune, n_jobs=n_jobs, **metric_params)
         times = []

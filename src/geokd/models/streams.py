@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..data.resample import resample  # noqa: F401 (the student's, re-exported)
 from ..data.skeleton import HAND_BONES, NTU_BONES, NTU_JOINTS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
 
 _J = {name: i for i, name in enumerate(UTD_MHAD_JOINTS)}
@@ -93,24 +94,6 @@ def body_frame(seq: np.ndarray, per_frame: bool = False) -> np.ndarray:
     out = np.einsum("tij,tkj->tki", np.broadcast_to(R, (len(seq), 3, 3)), seq - origin[:, None])
     torso = float(np.median(np.linalg.norm(up[valid], axis=-1)))
     return out / torso if torso > 1e-6 else out
-
-
-def resample(seq: np.ndarray, n_frames: int, method: str = "nearest") -> np.ndarray:
-    """A (T, K, 3) sequence in time: ``"linear"`` interpolates exactly ``n_frames`` frames at
-    ``linspace(0, T - 1, n_frames)``; ``"nearest"`` keeps frames
-    ``round(linspace(0, T - 1, n_frames))`` of a longer sequence and a shorter one whole."""
-    T = seq.shape[0]
-    if method == "nearest":
-        if T <= n_frames:
-            return seq
-        return seq[np.round(np.linspace(0, T - 1, n_frames)).astype(np.int64)]
-    if method != "linear":
-        raise ValueError(f"resampling must be 'nearest' or 'linear', got {method!r}")
-    pos = np.linspace(0, T - 1, n_frames)  # (n,)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, T - 1)
-    w = (pos - lo)[:, None, None]
-    return (1 - w) * seq[lo] + w * seq[hi]
 
 
 def n_stream_features(streams: Sequence[str], n_landmarks: int) -> int:

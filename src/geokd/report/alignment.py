@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import paths
+from ..data.resample import resample
 from ..distances import dtw_path, load_matrix, reference
 from ..errors import InputError
 from . import plots_results as rplots
@@ -45,10 +46,15 @@ def dtw_path_html(rdir: Path, sequences: Mapping[str, np.ndarray], emit: _Emitte
         return ""
     metric, side, query, ref, stored = pair
     params = side.get("metric_params") or {}
-    window = side.get("window")
-    cost = reference.cost_matrix(sequences[query], sequences[ref], metric, **params)
+    window, frames = side.get("window"), side.get("frames")
+    a, b = sequences[query], sequences[ref]
+    if frames is not None:  # the matrix compared them resampled to its frame budget
+        a, b = resample(a, int(frames), "linear"), resample(b, int(frames), "linear")
+    cost = reference.cost_matrix(a, b, metric, **params)
     path, total = dtw_path(cost, window)
     band = f", Sakoe-Chiba band {window}" if window is not None else ""
+    if frames is not None:
+        band += f"; both resampled to {frames} frames first, the distances' frame budget"
     return emit(
         f"dtw_path_{metric}",
         rplots.alignment_path(cost, path, total, query, ref, metric),

@@ -13,7 +13,8 @@ as ``inference.speed`` (:mod:`.summary`); the per-run latencies the training job
   else the first model; its lowest seed), ``threads`` (1), ``test_sequences``;
 - ``knn``: ``metric``, ``ms_per_query`` (pruned, as :func:`geokd.models.knn.knn_latency`
   times it for the workflow's ``knn_latency`` job: the same queries), ``ms_per_query_full``
-  (no pruning), ``n_queries``, ``n_references``;
+  (no pruning), ``n_queries``, ``n_references``, and ``frames`` where the distances have a
+  frame budget;
 - ``eager`` and ``onnx``: ``ms_per_sample`` (batch 1), ``ms_per_sample_batched`` (batches of
   ``batch_size``, the checkpoint's ``latency_batch_size``), ``speedup`` and
   ``speedup_batched`` (1-NN ms per query / the student's ms per sample); ``onnx`` also holds
@@ -69,7 +70,7 @@ def measure_speed(
         test sequence.
     knn_metric, n_queries, knn_params
         The 1-NN's frame cost and queries (those of the workflow's KNN latency file), its
-        ``window`` and metric parameters.
+        ``window``, metric parameters and ``frames`` (the distances' frame budget).
     warmup, repeats
         Untimed and timed runs of the student per batch size (medians).
 
@@ -125,7 +126,15 @@ def measure_speed(
         "test_sequences": len(X),
         "knn": {
             k: knn[k]
-            for k in ("metric", "ms_per_query", "ms_per_query_full", "n_queries", "n_references")
+            for k in (
+                "metric",
+                "ms_per_query",
+                "ms_per_query_full",
+                "n_queries",
+                "n_references",
+                "frames",
+            )
+            if k in knn
         },
         "eager": _timed(*eager, batch, knn_ms),
         "onnx": {

@@ -282,6 +282,8 @@ def _speed(by_mode: dict, latency: Sequence, split, store, config: Mapping) -> d
     params = dict((dist.get("metric_params") or {}).get(knn["metric"]) or {})
     if dist.get("window") is not None:
         params["window"] = dist["window"]
+    if dist.get("frames") is not None:  # the frame budget: 1-NN queries resampled sequences
+        params["frames"] = dist["frames"]
     res = measure_speed(
         checkpoint, store, split, knn_metric=knn["metric"], n_queries=int(knn["n_queries"]),
         knn_params=params,
