@@ -126,6 +126,35 @@ def test_body_frame_is_invariant_to_rigid_motion_and_scale():
     assert np.allclose(np.median(np.linalg.norm(spine, axis=1)), 1.0)
 
 
+def test_body_frame_of_an_ntu_skeleton_is_the_kinect_v1_bodys():
+    """Kinect v2 (NTU RGB+D, 25 joints) is framed by the joints it shares with Kinect v1
+    (spine base, spine shoulder, hips, shoulders): the v1 body made into v2 joints gets the
+    same frame, joint for joint, also per frame and after a rigid motion; two bodies (50)
+    are both moved by the first one's frame; any other skeleton is refused."""
+    from geokd.data.ntu_synthetic import _SAME, kinect_v2
+    from geokd.data.skeleton import NTU_JOINTS, UTD_MHAD_JOINTS
+
+    rng = np.random.default_rng(4)
+    seq = body_sequence(rng)
+    ntu = kinect_v2(seq)
+    v2 = [NTU_JOINTS.index(n) for n in _SAME]
+    v1 = [UTD_MHAD_JOINTS.index(n) for n in _SAME.values()]
+    R = Rotation.random(random_state=5).as_matrix()
+    for per_frame in (False, True):
+        want = body_frame(seq, per_frame)[:, v1]
+        np.testing.assert_allclose(body_frame(ntu, per_frame)[:, v2], want, atol=1e-12)
+        moved = (ntu @ R.T) * 0.8 + np.array([1.0, 2.0, -3.0])
+        np.testing.assert_allclose(body_frame(moved, per_frame)[:, v2], want, atol=1e-9)
+    other = kinect_v2(body_sequence(rng)) + np.array([1.5, 0.0, 0.2])  # a second person
+    two = body_frame(np.concatenate([ntu, other], axis=1))
+    np.testing.assert_allclose(two[:, :25], body_frame(ntu), atol=1e-12)
+    first = body_frame(np.concatenate([ntu, ntu], axis=1))  # the frame is the first body's
+    np.testing.assert_allclose(first[:, 25:], first[:, :25], atol=1e-12)
+    assert not np.allclose(two[:, 25:], body_frame(other))
+    with pytest.raises(ValueError, match="body frames need Kinect"):
+        body_frame(np.zeros((5, 42, 3)))
+
+
 def test_body_frame_survives_glitch_frames():
     rng = np.random.default_rng(2)
     seq = body_sequence(rng)

@@ -72,8 +72,8 @@ class StudentConfig:
         camera coordinates (then ``normalise`` applies); ``"body_sequence"`` rotates each
         sequence once into its body frame (hip centre origin, hips/shoulders along x, spine
         along y, torso length 1); ``"body_frame"`` does so per frame (glitch frames keep the
-        previous frame's rotation). Body frames need the 20-joint Kinect skeleton
-        (default ``"none"``).
+        previous frame's rotation). Body frames need a Kinect skeleton: 20 joints, 25
+        (NTU RGB+D) or two bodies of 25 (framed by the first) (default ``"none"``).
     resampling : {"nearest", "linear"}
         ``"nearest"``: sequences longer than ``max_frames`` keep uniformly spaced frames,
         shorter ones are zero-padded; ``"linear"``: every sequence is interpolated to exactly

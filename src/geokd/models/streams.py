@@ -18,6 +18,17 @@ from ..data.resample import resample  # noqa: F401 (the student's, re-exported)
 from ..data.skeleton import HAND_BONES, NTU_BONES, NTU_JOINTS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
 
 _J = {name: i for i, name in enumerate(UTD_MHAD_JOINTS)}
+_N = {name: i for i, name in enumerate(NTU_JOINTS)}
+#: what a body frame is built from, per skeleton (Kinect v1's 20 joints, Kinect v2's 25, and
+#: two v2 bodies, 50, framed by the first): hip centre, shoulder centre, left and right hip,
+#: left and right shoulder
+_FRAME_JOINTS = {
+    len(UTD_MHAD_JOINTS): [_J[n] for n in ("hip_center", "shoulder_center", "left_hip",
+                                           "right_hip", "left_shoulder", "right_shoulder")],
+    len(NTU_JOINTS): [_N[n] for n in ("spine_base", "spine_shoulder", "left_hip", "right_hip",
+                                      "left_shoulder", "right_shoulder")],
+}  # fmt: skip
+_FRAME_JOINTS[2 * len(NTU_JOINTS)] = _FRAME_JOINTS[len(NTU_JOINTS)]
 #: glitch frames (about 0.2 % of real Kinect frames) take no part in the body frame
 MIN_HIP_WIDTH = 0.08  # metres
 MAX_ABS_COS_SPINE_HIPS = 0.5
@@ -50,7 +61,9 @@ def _rotation(up: np.ndarray, lateral: np.ndarray) -> np.ndarray:
 
 
 def body_frame(seq: np.ndarray, per_frame: bool = False) -> np.ndarray:
-    """A Kinect body sequence (T, 20, 3) in its canonical body frame.
+    """A Kinect body sequence (T, K, 3) in its canonical body frame: K = 20 (Kinect v1,
+    UTD-MHAD), 25 (Kinect v2, NTU RGB+D) or 50 (two v2 bodies: both moved by the frame of the
+    first, so that their relative position is kept).
 
     Up is hip centre -> shoulder centre; lateral is the sum of the unit left -> right hip and
     shoulder vectors. A *glitch* frame (hip width under 8 cm, or spine and hip axis closer
@@ -63,20 +76,26 @@ def body_frame(seq: np.ndarray, per_frame: bool = False) -> np.ndarray:
 
     Parameters
     ----------
-    seq : ndarray, shape (T, 20, 3)
+    seq : ndarray, shape (T, K, 3)
     per_frame : bool
 
     Returns
     -------
-    ndarray of float64, shape (T, 20, 3): x = body left -> right, y = up, z = x cross y.
+    ndarray of float64, shape (T, K, 3): x = body left -> right, y = up, z = x cross y.
     """
     seq = np.asarray(seq, dtype=np.float64)
-    if seq.ndim != 3 or seq.shape[1:] != (len(UTD_MHAD_JOINTS), 3):
-        raise ValueError(f"body frames need (T, 20, 3) Kinect sequences, got {seq.shape}")
-    hip = seq[:, _J["hip_center"]]  # (T, 3)
-    up = seq[:, _J["shoulder_center"]] - hip  # (T, 3)
-    hips = seq[:, _J["right_hip"]] - seq[:, _J["left_hip"]]  # (T, 3)
-    shoulders = seq[:, _J["right_shoulder"]] - seq[:, _J["left_shoulder"]]  # (T, 3)
+    if seq.ndim != 3 or seq.shape[2] != 3 or seq.shape[1] not in _FRAME_JOINTS:
+        raise ValueError(
+            f"body frames need Kinect sequences (T, K, 3), K in {sorted(_FRAME_JOINTS)}, "
+            f"got {seq.shape}"
+        )
+    centre, shoulder, left_hip, right_hip, left_shoulder, right_shoulder = _FRAME_JOINTS[
+        seq.shape[1]
+    ]
+    hip = seq[:, centre]  # (T, 3)
+    up = seq[:, shoulder] - hip  # (T, 3)
+    hips = seq[:, right_hip] - seq[:, left_hip]  # (T, 3)
+    shoulders = seq[:, right_shoulder] - seq[:, left_shoulder]  # (T, 3)
     lateral = _unit(hips) + _unit(shoulders)  # (T, 3)
     cos = np.abs((_unit(up) * _unit(hips)).sum(-1))  # (T,)
     valid = (np.linalg.norm(hips, axis=-1) >= MIN_HIP_WIDTH) & (cos <= MAX_ABS_COS_SPINE_HIPS)
