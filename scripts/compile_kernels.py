@@ -48,27 +48,11 @@ def compile_kernels() -> dict[str, float]:
                 for window in (None, 2):
                     cdist(a, metric=metric, window=window, dtype=dtype, n_jobs=1)
                     cdist(b, a, metric=metric, window=window, dtype=dtype, n_jobs=1)
+                    # one query (the latency job) and several (a block of queries)
                     for prune in (True, False):
-                        knn_query(
-                            b[0],
-                            a,
-                            1,
-                            metric=metric,
-                            window=window,
-                            prune=prune,
-                            dtype=dtype,
-                            n_jobs=1,
-                        )
-                        knn_query(
-                            b,
-                            a,
-                            2,
-                            metric=metric,
-                            window=window,
-                            prune=prune,
-                            dtype=dtype,
-                            n_jobs=1,
-                        )
+                        for query, n_neighbours in ((b[0], 1), (b, 2)):
+                            knn_query(query, a, n_neighbours, metric=metric, window=window,
+                                      prune=prune, dtype=dtype, n_jobs=1)  # fmt: skip
                 if dtype == "float64":
                     pair_distance(a[0], b[0], metric=metric)
                     frame_cost_matrix(a[0], b[0], metric=metric)

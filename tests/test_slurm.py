@@ -66,8 +66,8 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 480) -> subprocess
 
 
 def test_a_dead_test_clusters_slurm_conf_is_not_kept():
-    """A slurm.conf that a killed test run left behind (its pytest pid gone) is removed when
-    the next cluster starts, not restored after it; a live cluster's and a site's are kept."""
+    """Which slurm.conf a killed test run left behind: a test cluster's whose pytest pid is
+    gone or unknown; not a live test cluster's, not a site's."""
     gone = subprocess.Popen(["true"])
     gone.wait()
     assert left_by_a_dead_cluster(f"# geokd test cluster (pid {gone.pid})\nClusterName=x\n")

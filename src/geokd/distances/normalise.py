@@ -49,15 +49,16 @@ def load_used(
     (``distances.frames``: every sequence that long), otherwise each sequence's from the
     ``store`` (needed unless ``normalise`` is ``"none"``)."""
     D, sidecar, rows, cols = load_aligned(matrix_path, split_table, query, reference, mmap=False)
-    if normalise != "none" and sidecar.get("frames") is not None:
-        budget = float(sidecar["frames"])
-        D = normalise_distances(D, normalise, *(np.full(len(p), budget) for p in (rows, cols)))
-    elif normalise != "none":
+    if normalise == "none":
+        return D, sidecar, rows, cols
+    if sidecar.get("frames") is not None:  # a frame budget: every sequence compared that long
+        lengths = [np.full(len(p), float(sidecar["frames"])) for p in (rows, cols)]
+    else:
         if store is None:
             raise InputError(matrix_path, f"distances.normalise {normalise} needs the store")
         frames = load_meta(store).set_index("sequence_id")["n_frames"]
         lengths = [frames.reindex(p["sequence_id"].astype(str)).to_numpy() for p in (rows, cols)]
         if any(np.isnan(x.astype(float)).any() for x in lengths):
             raise InputError(store, f"does not hold every sequence of {matrix_path}")
-        D = normalise_distances(D, normalise, *lengths)
+    D = normalise_distances(D, normalise, *lengths)
     return D, sidecar, rows, cols
