@@ -16,6 +16,14 @@ the median taken:
 
 on one thread and on all threads. Throughput is training samples (sequences x epochs x seeds)
 per second, and per second per core; every ratio is of two numbers measured in the same run.
+
+The ceiling (one thread): (b) once more under ``torch.profiler``, the time of its matrix
+products alone (``aten::bmm``, ``baddbmm``, ``mm``, ``addmm``, ``matmul`` self time: the grouped
+linear layers and the attention's products, forward, backward and evaluation; they already
+run at MKL's sgemm rate), and the speed-up over (a) that the batched trainer would reach if
+everything else (softmax, LayerNorm, GELU, dropout, optimiser, augmentation, Python) cost
+nothing: ``(a) / products``. A target above it needs fewer or cheaper products (another
+recipe or precision), not a faster loop.
 It also checks, on one thread, that a seed trained in the group of (b) ends with the weights it
 has when trained alone in (c) (bit for bit), and prints the per-seed final test accuracy of
 (a) and (b) side by side (a few epochs: they show the two paths learn alike, not the final
@@ -77,6 +85,20 @@ def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
+
+
+#: the profiler's names of the matrix products (self time: the GEMM kernels themselves)
+PRODUCTS = {"aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm", "aten::matmul"}
+
+
+def _products_seconds(fn) -> tuple[float, float]:
+    """(wall seconds of ``fn()`` under the profiler, self seconds of its matrix products)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        seconds, _ = _timed(fn)
+    events = prof.key_averages()
+    return seconds, sum(e.self_cpu_time_total for e in events if e.key in PRODUCTS) / 1e6
 
 
 def main(argv=None) -> None:
@@ -147,6 +169,18 @@ def main(argv=None) -> None:
             print(f"test accuracy after {args.epochs} epochs, per seed: old "
                   f"{' '.join(f'{a:.3f}' for a in old)} | batched "
                   f"{' '.join(f'{a:.3f}' for a in new)}")  # fmt: skip
+            old_s = float(np.median(times["old per-seed loop"]))
+            new_s = float(np.median(times["batched, all seeds"]))
+            profiled, products = _products_seconds(paths["batched, all seeds"])
+            results["ceiling"] = {
+                "old_seconds": old_s, "batched_seconds": new_s, "profiled_seconds": profiled,
+                "products_seconds": products, "ceiling_vs_old": old_s / products,
+                "rest_seconds": new_s - products, "rest_budget_for_4x": old_s / 4 - products,
+            }  # fmt: skip
+            print(f"matrix products of (b) (profiled, {profiled:.2f} s): {products:.2f} s of "
+                  f"{new_s:.2f} s; ceiling if all else were free: {old_s / products:.2f}x; for 4x "
+                  f"the rest ({new_s - products:.2f} s now) must fit in "
+                  f"{old_s / 4 - products:.2f} s")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
