@@ -231,8 +231,8 @@ def ingest(args) -> None:
 
 
 def frames(args) -> None:
+    from geokd.data.resample import resample
     from geokd.data.utd_mhad import read_folder
-    from geokd.models.streams import resample
 
     seqs, meta, _ = read_folder(args.data)
     train = [s for s, k in zip(seqs, meta["subject"], strict=True) if k <= 5]

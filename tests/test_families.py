@@ -12,17 +12,12 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
+from geokd.data.resample import resample
 from geokd.models.checkpoint import load_checkpoint, save_checkpoint
 from geokd.models.config import MODES, StudentConfig, TrainConfig
 from geokd.models.losses import kd_loss, neighbourhood_loss, rkd_distance_loss
 from geokd.models.nngk import nngk_log_proba, nngk_reference
-from geokd.models.streams import (
-    body_frame,
-    bones_for,
-    n_stream_features,
-    resample,
-    stream_features,
-)
+from geokd.models.streams import body_frame, bones_for, n_stream_features, stream_features
 from geokd.models.student import augment, prepare
 from geokd.models.train import param_groups, predict_proba, train
 

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..data.resample import resample  # noqa: F401 (the student's, re-exported)
 from ..data.skeleton import HAND_BONES, NTU_BONES, NTU_JOINTS, UTD_MHAD_BONES, UTD_MHAD_JOINTS
 
 _J = {name: i for i, name in enumerate(UTD_MHAD_JOINTS)}

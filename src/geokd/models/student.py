@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.resample import resample
 from .config import POOLINGS, POSITIONALS, StudentConfig
 from .nngk import NNGKHead
-from .streams import body_frame, bones_for, n_stream_features, resample, stream_features
+from .streams import body_frame, bones_for, n_stream_features, stream_features
 
 __all__ = [
     "POOLINGS",
@@ -95,7 +96,7 @@ def prepare(
     frame : {"none", "body_sequence", "body_frame"}
         Body-frame coordinates (:func:`geokd.models.streams.body_frame`) instead.
     resampling : {"nearest", "linear"}
-        :func:`geokd.models.streams.resample`.
+        :func:`geokd.data.resample.resample`.
 
     Returns
     -------
