@@ -7,7 +7,6 @@ inputs, and needs a fraction of the memory; the verified reader maps the file it
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -30,17 +29,7 @@ from geokd.distances.shards import (
     write_npy_with_sidecar,
 )
 from geokd.errors import InputError
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_assemble", ROOT / "bench/bench_assemble.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers.bench import load_bench
 
 
 def _split(folder: Path, n_train: int, n_test: int) -> Path:
@@ -300,7 +289,7 @@ def test_streaming_assembly_needs_a_fraction_of_the_matrix_in_memory(tmp_path):
     0.5x, mostly fixed costs), the verified loads below 1.5x (1.1x: the matrix itself, mapped
     or read); the in-memory writer (2.4x) and the former reader (2.1x) exceed 1.5x, so the
     bound can fail."""
-    bench = _bench()
+    bench = load_bench("bench_assemble")
     n, bs = 3000, 500
     bench.write_blocks(tmp_path, n, bs)
     size = n * n * 8

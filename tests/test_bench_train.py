@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "bench/bench_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers.bench import load_bench
 
 
 def test_products_time_counts_matrix_products_only():
-    bench = _bench()
+    bench = load_bench("bench_train")
     a, b = torch.randn(8, 64, 64), torch.randn(8, 64, 64)
     w = torch.randn(64, 64, requires_grad=True)
 
